@@ -1,0 +1,1 @@
+"""Pure completion/action logic: no pygls, no torch."""

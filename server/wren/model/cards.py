@@ -1,0 +1,98 @@
+"""Model cards (models/*.toml): FIM template, stop tokens, chat use, context window.
+
+A card is matched by the model's name, else by the tokenizer's special tokens. When no card
+matches, FIM support is detected from the tokenizer: a model without FIM tokens gets
+prefix-only completion. This module does not import torch.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+# Generic FIM token triples seen across families, tried when no card matches.
+_GENERIC_FIM = (
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+    ("<fim-prefix>", "<fim-suffix>", "<fim-middle>"),
+)
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    family: str
+    fim: bool = False
+    fim_template: str = ""
+    chat: bool = False
+    context_window: int = 2048
+    file_header: str = ""
+    context_style: str = "comment"
+    stop: tuple[str, ...] = ()
+    match_names: tuple[str, ...] = ()
+    match_tokens: tuple[str, ...] = field(default=())
+
+    def fim_prompt(self, prefix: str, suffix: str) -> str:
+        return self.fim_template.replace("{prefix}", prefix).replace("{suffix}", suffix)
+
+
+def cards_dir() -> Path:
+    """`WREN_MODELS_DIR`, else the repository's models/ folder."""
+    env = os.environ.get("WREN_MODELS_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "models"
+
+
+@cache
+def load_cards(folder: Path | None = None) -> tuple[ModelCard, ...]:
+    folder = folder or cards_dir()
+    cards = []
+    for path in sorted(folder.glob("*.toml")):
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+        cards.append(
+            ModelCard(
+                family=raw["family"],
+                fim=bool(raw.get("fim", False)),
+                fim_template=raw.get("fim_template", ""),
+                chat=bool(raw.get("chat", False)),
+                context_window=int(raw.get("context_window", 2048)),
+                file_header=raw.get("file_header", ""),
+                context_style=raw.get("context_style", "comment"),
+                stop=tuple(raw.get("stop", ())),
+                match_names=tuple(raw.get("match_names", ())),
+                match_tokens=tuple(raw.get("match_tokens", ())),
+            )
+        )
+    return tuple(cards)
+
+
+def match_card(
+    name: str, special_tokens: Iterable[str], has_chat_template: bool = False
+) -> ModelCard:
+    """The card for a model: by name, then by special tokens, then detected from the tokenizer."""
+    tokens = set(special_tokens)
+    lname = name.lower()
+    cards = load_cards()
+    for card in cards:
+        if any(n in lname for n in card.match_names):
+            return card
+    # Most specific token signature first (CodeGemma's tokens are a superset of Qwen's FIM set).
+    for card in sorted(cards, key=lambda c: -len(c.match_tokens)):
+        if card.match_tokens and all(t in tokens for t in card.match_tokens):
+            return card
+    for pre, suf, mid in _GENERIC_FIM:
+        if {pre, suf, mid} <= tokens:
+            return ModelCard(
+                family="generic-fim",
+                fim=True,
+                fim_template=f"{pre}{{prefix}}{suf}{{suffix}}{mid}",
+                chat=has_chat_template,
+                context_window=4096,
+                stop=(pre, suf, mid),
+            )
+    return ModelCard(family="generic", fim=False, chat=has_chat_template, context_window=2048)
