@@ -78,7 +78,7 @@ class TransformersBackend:
         self.device = loaded.device
         self.cache_budget_bytes = cache_budget_bytes
         self._slots: OrderedDict[str, CacheSlot] = OrderedDict()
-        self._lock = threading.Lock()  # one forward pass at a time
+        self._lock = threading.RLock()  # re-entrant: urgent jobs run inside a batch checkpoint
         self._stop_token_ids = self._collect_stop_ids()
 
     # -- tokens ---------------------------------------------------------------------------

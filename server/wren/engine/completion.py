@@ -1,0 +1,169 @@
+"""The inline-completion pipeline as named, timed stages.
+
+should-complete (trigger) -> cache -> context -> prompt -> generate -> clean up.
+Every request yields a `CompletionDetails` record: what was decided and why, the stage
+timings, the raw model output and what post-processing removed. "Why no completion?" shows it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from wren.config import Settings
+from wren.context.neighbors import RecentDocuments
+from wren.context.symbols import symbol_snippets
+from wren.engine.cache import CompletionCache
+from wren.engine.postprocess import clean_completion
+from wren.engine.prompt.builder import build_completion_prompt
+from wren.engine.prompt.context_format import comment_prefix_for, format_context
+from wren.engine.trigger import decide_trigger
+from wren.engine.types import (
+    Backend,
+    CancelToken,
+    ContextSnippet,
+    GenerationParams,
+    Mode,
+    Snapshot,
+    StageTimer,
+)
+from wren.model.cards import ModelCard
+
+log = logging.getLogger(__name__)
+
+MULTI_LINE_STOPS = ("\n\n\n",)
+
+
+@dataclass
+class CompletionDetails:
+    uri: str
+    line: int
+    character: int
+    version: int
+    decision: str = "skip"  # complete | skip | cancelled | error | not-ready | disabled
+    mode: str = "none"
+    reason: str = ""
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    generated_tokens: int = 0
+    stop_reason: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    raw_output: str = ""
+    completion: str = ""
+    removed: list[str] = field(default_factory=list)
+    context: list[str] = field(default_factory=list)
+    source: str = ""  # model | cache
+    request_id: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CompletionOutcome:
+    text: str
+    details: CompletionDetails
+    replace_line_suffix: bool = False  # the item's range covers the auto-closers it re-typed
+
+
+class CompletionEngine:
+    """Runs the pipeline for one request. Thread-safe for one worker thread."""
+
+    def __init__(self, backend: Backend, card: ModelCard) -> None:
+        self.backend = backend
+        self.card = card
+        self.cache = CompletionCache()
+        self.recent = RecentDocuments()
+        self._context_memo: dict[tuple[str, int], list[ContextSnippet]] = {}
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.backend.tokenize(text)) if text else 0
+
+    def decide(self, snapshot: Snapshot, settings: Settings) -> tuple[Mode, str]:
+        decision = decide_trigger(snapshot, multiline_enabled=settings.completion.multiline)
+        return decision.mode, decision.reason
+
+    def gather_context(
+        self, snapshot: Snapshot, settings: Settings, workspace_root: str | None
+    ) -> list[ContextSnippet]:
+        """Repository context, memoised per (document, line) so the prompt start stays stable."""
+        if not settings.context.enabled:
+            return []
+        line = snapshot.text.count("\n", 0, snapshot.offset)
+        key = (snapshot.uri, line)
+        if key in self._context_memo:
+            return self._context_memo[key]
+        budget = settings.context.budgetMs / 1000
+        snippets: list[ContextSnippet] = []
+        if snapshot.language_id == "python" and snapshot.path:
+            snippets += symbol_snippets(snapshot, workspace_root, budget_s=budget)
+        snippets += self.recent.similar_snippets(snapshot, budget_s=budget / 2)
+        if len(self._context_memo) > 64:
+            self._context_memo.clear()
+        self._context_memo[key] = snippets
+        return snippets
+
+    def complete(
+        self,
+        snapshot: Snapshot,
+        settings: Settings,
+        cancel: CancelToken,
+        details: CompletionDetails,
+        workspace_root: str | None = None,
+    ) -> CompletionOutcome:
+        timer = StageTimer(details.timings_ms)
+        with timer.stage("trigger"):
+            mode, reason = self.decide(snapshot, settings)
+        details.mode, details.reason = mode.value, reason
+        if mode is Mode.NONE:
+            details.decision = "skip"
+            return CompletionOutcome("", details)
+        line_suffix = snapshot.line_suffix
+        with timer.stage("cache"):
+            hit = self.cache.lookup(snapshot.uri, snapshot.prefix, line_suffix)
+        if hit:
+            details.decision, details.source, details.completion = "complete", "cache", hit
+            details.reason = "answered from the suggestion already shown (typed through)"
+            return CompletionOutcome(hit, details)
+        with timer.stage("context"):
+            snippets = self.gather_context(snapshot, settings, workspace_root)
+            style = self.card.context_style
+            context = format_context(snippets, style, comment_prefix_for(snapshot.language_id))
+        details.context = [f"{s.source}: {s.path}" for s in snippets]
+        with timer.stage("prompt"):
+            prompt = build_completion_prompt(
+                snapshot, self.card, self.count_tokens, settings.completion.contextTokens, context
+            )
+        single = mode is Mode.SINGLE_LINE
+        params = GenerationParams(
+            max_new_tokens=min(settings.completion.maxTokens, 48 if single else 160),
+            stop=tuple(self.card.stop) + (() if single else MULTI_LINE_STOPS),
+            time_budget_s=settings.completion.timeBudgetMs / 1000,
+            stop_at_newline=single,
+            lookup_text=snapshot.text[max(0, snapshot.offset - 8000) : snapshot.offset + 2000],
+        )
+        t0 = time.perf_counter()
+        result = self.backend.generate(prompt.text, params, cancel, cache_slot=snapshot.uri)
+        details.timings_ms["prefill"] = result.prefill_s * 1000
+        details.timings_ms["decode"] = result.decode_s * 1000
+        details.timings_ms.setdefault("generate", (time.perf_counter() - t0) * 1000)
+        details.prompt_tokens, details.cached_tokens = result.prompt_tokens, result.cached_tokens
+        details.generated_tokens, details.stop_reason = result.tokens, result.stop_reason
+        details.raw_output, details.source = result.text, "model"
+        with timer.stage("postprocess"):
+            cleaned = clean_completion(
+                result.text, snapshot, mode, self.backend.special_tokens(), params.stop
+            )
+        details.removed = list(cleaned.removed)
+        details.completion = cleaned.text
+        if not cleaned.text.strip():
+            details.decision = "skip"
+            details.reason = "the model's suggestion was empty after clean-up" + (
+                f" ({'; '.join(cleaned.removed)})" if cleaned.removed else ""
+            )
+            return CompletionOutcome("", details)
+        details.decision = "complete"
+        self.cache.remember(snapshot.uri, snapshot.prefix, line_suffix, cleaned.text)
+        return CompletionOutcome(cleaned.text, details)

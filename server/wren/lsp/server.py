@@ -1,0 +1,137 @@
+"""The Wren language server object: state shared by the feature modules.
+
+This package is the only one that imports pygls. Feature handlers live one per file
+(`lifecycle`, `sync`, `inline_completion`, `details`, `actions`) and register themselves
+on the server created by `create_server`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
+
+from wren import __version__
+from wren.config import Settings
+from wren.context.documents import UTF16, DocumentStore
+from wren.engine.completion import CompletionDetails, CompletionEngine
+from wren.engine.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+class WrenProtocol(LanguageServerProtocol):
+    """pygls's protocol with text sync left to Wren's own document store.
+
+    pygls splits lines with `str.splitlines`, which also breaks at form feeds and U+2028;
+    LSP does not. `lsp.sync` keeps the documents instead.
+    """
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
+            yield handler, (params,), None
+
+
+@dataclass
+class ModelState:
+    state: str = "loading"  # loading | ready | error | disabled
+    model: str = ""
+    device: str = ""
+    message: str = "Starting"
+    progress: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "model": self.model,
+            "device": self.device,
+            "message": self.message,
+            "progress": self.progress,
+        }
+
+
+@dataclass
+class RequestStats:
+    """Counters for tests and benchmarks (exposed through `wren.server.status`)."""
+
+    completions: int = 0
+    from_cache: int = 0
+    cancelled: int = 0
+    errors: int = 0
+    last_request_at: dict[str, float] = field(default_factory=dict)
+    typing_interval: dict[str, float] = field(default_factory=dict)
+
+
+class WrenServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("wren", __version__, protocol_cls=WrenProtocol)
+        self.settings = Settings()
+        self.reported_problems: set[str] = set()
+        self.workspace_trusted = True
+        self.workspace_root: str | None = None
+        self.encoding = UTF16
+        self.documents = DocumentStore()
+        self.scheduler = Scheduler()
+        self.engine: CompletionEngine | None = None
+        self.backend: Any = None
+        self.model_state = ModelState()
+        self.model_key: tuple[str, str, str] | None = None
+        self.load_lock = threading.Lock()
+        self.last_details: dict[str, CompletionDetails] = {}
+        self.stats = RequestStats()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- notifications that may be sent from worker threads ------------------------------
+
+    def notify_threadsafe(self, method: str, payload: Any) -> None:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(self.protocol.notify, method, payload)
+
+    def set_model_state(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            setattr(self.model_state, key, value)
+        self.notify_threadsafe("wren/status", self.model_state.to_json())
+
+    def show_message_threadsafe(self, message: str, kind: types.MessageType) -> None:
+        params = types.ShowMessageParams(type=kind, message=message)
+        self.notify_threadsafe(types.WINDOW_SHOW_MESSAGE, params)
+
+    def report_problems(self, problems: list[str]) -> None:
+        """Each settings problem is shown once per session."""
+        for problem in problems:
+            if problem not in self.reported_problems:
+                self.reported_problems.add(problem)
+                log.warning(problem)
+                self.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Warning, message=problem)
+                )
+
+
+def create_server() -> WrenServer:
+    server = WrenServer()
+    # Importing a feature module registers its handlers on `server`.
+    from wren.lsp import actions, details, inline_completion, lifecycle, sync
+
+    for module in (lifecycle, sync, inline_completion, details, actions):
+        module.register(server)
+    return server

@@ -1,0 +1,57 @@
+"""Text synchronisation (incremental) into Wren's own document store."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+from pygls.uris import to_fs_path
+
+from wren.lsp.server import WrenServer
+
+log = logging.getLogger(__name__)
+
+MAX_NEIGHBOR_CHARS = 500_000  # huge/minified files are not offered as context to others
+
+
+def register(server: WrenServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: WrenServer, params: types.DidOpenTextDocumentParams) -> None:
+        td = params.text_document
+        ls.documents.open(td.uri, td.text, td.version, td.language_id)
+        if ls.engine is not None and len(td.text) <= MAX_NEIGHBOR_CHARS:
+            ls.engine.recent.update(td.uri, td.text, td.language_id)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: WrenServer, params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        doc = ls.documents.get(uri)
+        if doc is None:
+            log.warning("didChange for %s, which is not open: ignored", uri)
+            return
+        for change in params.content_changes:
+            if isinstance(change, types.TextDocumentContentChangePartial):
+                start = (change.range.start.line, change.range.start.character)
+                end = (change.range.end.line, change.range.end.character)
+                doc.apply_change(start, end, change.text, ls.encoding)
+            else:
+                doc.apply_change(None, None, change.text)
+        doc.version = params.text_document.version
+        if ls.engine is not None and len(doc.text) <= MAX_NEIGHBOR_CHARS:
+            ls.engine.recent.update(uri, doc.text, doc.language_id)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: WrenServer, params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.documents.close(uri)
+        ls.last_details.pop(uri, None)
+        if ls.engine is not None:
+            ls.engine.cache.forget(uri)
+            ls.engine.recent.remove(uri)
+
+
+def fs_path(uri: str) -> str:
+    """A file-system path for file: URIs; "" for untitled:, notebook cells and the like."""
+    if not uri.startswith("file:"):
+        return ""
+    return to_fs_path(uri) or ""
