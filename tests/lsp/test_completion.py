@@ -1,0 +1,121 @@
+"""Inline completion through the real server with the real default model."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+from .conftest import inline, last_details, open_doc
+
+pytestmark = pytest.mark.model
+
+PREFIX = '''import os
+
+
+def list_python_files(root):
+    """Return the paths of the .py files directly inside root."""
+    result = []
+    for name in os.listdir(root):
+        '''
+
+
+def items_of(result: object) -> list[types.InlineCompletionItem]:
+    if result is None:
+        return []
+    if isinstance(result, types.InlineCompletionList):
+        return list(result.items)
+    return list(result)  # type: ignore[call-overload]
+
+
+async def test_completion_is_code_at_the_cursor(client: LanguageClient) -> None:
+    text = PREFIX + "\n    return result\n"
+    uri = open_doc(client, text)
+    line, col = 7, 8
+    items = items_of(await inline(client, uri, line, col))
+    assert items, await last_details(client, uri)
+    item = items[0]
+    assert isinstance(item.insert_text, str) and item.insert_text.strip()
+    assert item.range is not None
+    assert (item.range.start.line, item.range.start.character) == (line, col)
+    assert item.range.start == item.range.end
+    # The suggestion must not repeat what already follows the cursor.
+    assert "return result" not in item.insert_text
+    details = await last_details(client, uri)
+    assert details["decision"] == "complete"
+    assert details["prompt_tokens"] > 10
+    assert {"trigger", "prompt", "prefill", "decode", "postprocess"} <= set(details["timings_ms"])
+
+
+async def test_completion_does_not_duplicate_auto_closed_bracket(client: LanguageClient) -> None:
+    text = "import os\n\nnames = sorted(os.listdir(\n"
+    # Cursor just inside `os.listdir(` with the editor's auto-inserted `)` after it.
+    text = "import os\n\nfiles = os.listdir()\nnames = sorted(files)\nprint(len()\n"
+    uri = open_doc(client, text)
+    items = items_of(await inline(client, uri, 4, 10))
+    for item in items:
+        assert not str(item.insert_text).endswith(")"), item.insert_text
+
+
+async def test_second_request_reuses_kv_cache(client: LanguageClient) -> None:
+    lines = PREFIX.split("\n")
+    uri = open_doc(client, PREFIX)
+    await inline(client, uri, len(lines) - 1, 8)
+    # Type a character, as the user would, and ask again.
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(
+                        start=types.Position(line=len(lines) - 1, character=8),
+                        end=types.Position(line=len(lines) - 1, character=8),
+                    ),
+                    text="i",
+                )
+            ],
+        )
+    )
+    await inline(client, uri, len(lines) - 1, 9)
+    details = await last_details(client, uri)
+    assert details["version"] == 2
+    if details["source"] == "model":
+        assert details["cached_tokens"] > 0.8 * details["prompt_tokens"], details
+
+
+async def test_cancel_returns_request_cancelled_and_next_request_works(
+    client: LanguageClient,
+) -> None:
+    text = "class Stack:\n    def __init__(self):\n        self.items = []\n\n    def push(self, item):\n        "
+    uri = open_doc(client, text)
+    task = asyncio.ensure_future(inline(client, uri, 5, 8))
+    await asyncio.sleep(0.05)
+    task.cancel()  # pygls's client sends $/cancelRequest for a cancelled request future
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    items = items_of(await inline(client, uri, 5, 8))
+    details = await last_details(client, uri)
+    assert details["decision"] in ("complete", "skip"), details
+    assert items or details["decision"] == "skip"
+
+
+async def test_newer_request_supersedes_older(client: LanguageClient) -> None:
+    uri = open_doc(client, PREFIX)
+    n = len(PREFIX.split("\n")) - 1
+    first = asyncio.ensure_future(inline(client, uri, n, 8))
+    second = asyncio.ensure_future(inline(client, uri, n, 8))
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    # The newer request is answered; the older one is cancelled or answered, never an error.
+    assert not isinstance(results[1], BaseException), results
+    assert not isinstance(results[0], BaseException) or "cancel" in str(results[0]).lower() \
+        or isinstance(results[0], Exception), results
+
+
+async def test_no_completion_in_the_middle_of_a_word(client: LanguageClient) -> None:
+    uri = open_doc(client, "result = compute_total(values)\n")
+    items = items_of(await inline(client, uri, 0, 12))  # inside `compute_total`
+    assert items == []
+    details = await last_details(client, uri)
+    assert details["decision"] == "skip" and details["reason"]
