@@ -418,7 +418,6 @@ _STRING_TYPES = frozenset(
         "interpreted_string_literal",
         "char_literal",
         "character_literal",
-        "concatenated_string",
         "text_block",
     }
 )
@@ -524,3 +523,55 @@ def enclosing_scope(language_id: str, text: str, offset: int) -> tuple[int, int]
                 return None
             return src.char_of(anc.start_byte), src.char_of(anc.end_byte)
     return None
+
+
+@dataclass(frozen=True)
+class LiteralAt:
+    """The string or block comment that an offset sits inside, if any."""
+
+    string_delimiter: str | None  # the closing delimiter, e.g. '"""', '"', '`'
+    block_comment: bool
+    line_comment: bool
+
+
+_PY_STRING_PREFIX = "rRbBuUfFtT"
+
+
+def _opening_delimiter(node: Node) -> str:
+    raw = (node.text or b"")[:8].decode("utf-8", errors="replace")
+    if node.type == "raw_string_literal" and raw.startswith("`"):
+        return "`"
+    body = raw.lstrip(_PY_STRING_PREFIX) if node.type == "string" else raw
+    if node.type == "raw_string_literal" and raw[:1] in ("r", "R"):
+        return '"'
+    for triple in ('"""', "'''"):
+        if body.startswith(triple):
+            return triple
+    return body[:1] if body[:1] in ("'", '"', "`") else '"'
+
+
+def literal_at(language_id: str, text: str, offset: int) -> LiteralAt | None:
+    """Whether `offset` is inside a string literal (and its delimiter) or a comment."""
+    tree = parse(language_id, text)
+    if tree is None:
+        return None
+    byte = SourceText(text).byte_of(offset)
+    delimiter: str | None = None
+    block = line = False
+    seen: set[int] = set()
+    for start in (byte, byte - 1) if byte > 0 else (byte,):
+        for anc in ancestors(node_at(tree, start)):
+            if anc.id in seen:
+                continue
+            seen.add(anc.id)
+            if _is_string(anc) and anc.start_byte < byte < anc.end_byte:
+                if anc.type not in ("string_content", "string_fragment"):
+                    delimiter = _opening_delimiter(anc)  # outermost wins: keep overwriting
+            elif _is_comment(anc) and anc.start_byte < byte:
+                content = anc.text or b""
+                if content.startswith(b"/*"):
+                    if byte < anc.end_byte or not content.rstrip().endswith(b"*/"):
+                        block = True
+                elif byte <= anc.end_byte:
+                    line = True
+    return LiteralAt(delimiter, block, line)
