@@ -1,0 +1,104 @@
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import * as path from "node:path";
+import { describe, it } from "node:test";
+import {
+  buildInitializationOptions,
+  buildServerSettings,
+  nestSettings,
+  schemaKeys,
+  settingsSection,
+  type ConfigurationReader,
+  type InspectedValue,
+} from "../src/pure/settings";
+
+const manifest = JSON.parse(readFileSync(path.join(__dirname, "..", "package.json"), "utf8"));
+const KEYS = schemaKeys(manifest);
+const DEFAULTS: Record<string, unknown> = Object.fromEntries(
+  Object.entries(manifest.contributes.configuration.properties as Record<string, { default: unknown }>).map(([k, v]) => [k, v.default]),
+);
+
+/** A fake configuration: defaults from package.json, plus user and workspace values. */
+function reader(user: Record<string, unknown> = {}, workspace: Record<string, unknown> = {}): ConfigurationReader {
+  return {
+    get: (k) => (k in workspace ? workspace[k] : k in user ? user[k] : DEFAULTS[k]),
+    inspect: (k): InspectedValue => ({ defaultValue: DEFAULTS[k], globalValue: user[k], workspaceValue: workspace[k] }),
+  };
+}
+
+describe("settings", () => {
+  it("the schema has the keys the server knows", () => {
+    assert.ok(KEYS.includes("wren.enable"));
+    assert.ok(KEYS.includes("wren.completion.debounceMs"));
+    assert.ok(KEYS.every((k) => k.startsWith("wren.")));
+  });
+
+  it("nests dotted keys without the wren prefix", () => {
+    assert.deepEqual(nestSettings({ "wren.model.path": "/m", "wren.enable": { "*": true }, "wren.model.device": "cpu" }), {
+      model: { path: "/m", device: "cpu" },
+      enable: { "*": true },
+    });
+  });
+
+  it("sends every schema key with its default", () => {
+    const s = buildServerSettings(KEYS, reader(), true);
+    assert.deepEqual(s.enable, { "*": true });
+    assert.deepEqual(s.completion, { maxTokens: 64, multiline: true, timeBudgetMs: 2000, debounceMs: 120, contextTokens: 1500 });
+    assert.deepEqual(s.verify, { runCode: false, maxRounds: 2, timeoutSeconds: 5 });
+    assert.deepEqual(s.server, { pythonPath: "" });
+    assert.deepEqual(s.trace, { server: "off" });
+  });
+
+  it("trusted: workspace values apply", () => {
+    const s = buildInitializationOptions(
+      KEYS,
+      reader({ "wren.model.path": "/user/model" }, { "wren.model.path": "/ws/model", "wren.verify.runCode": true }),
+      true,
+    );
+    assert.equal(s.workspaceTrusted, true);
+    assert.equal((s.settings.model as Record<string, unknown>).path, "/ws/model");
+    assert.equal((s.settings.verify as Record<string, unknown>).runCode, true);
+  });
+
+  it("restricted: workspace values of restricted settings are dropped and runCode is forced off", () => {
+    const s = buildInitializationOptions(
+      KEYS,
+      reader(
+        { "wren.model.path": "/user/model", "wren.verify.runCode": true },
+        {
+          "wren.model.path": "/ws/evil",
+          "wren.server.pythonPath": "/ws/python",
+          "wren.verify.runCode": true,
+          "wren.completion.maxTokens": 16,
+        },
+      ),
+      false,
+    );
+    assert.equal(s.workspaceTrusted, false);
+    assert.equal((s.settings.model as Record<string, unknown>).path, "/user/model");
+    assert.equal((s.settings.server as Record<string, unknown>).pythonPath, "");
+    assert.equal((s.settings.verify as Record<string, unknown>).runCode, false, "even the user's own true");
+    assert.equal((s.settings.completion as Record<string, unknown>).maxTokens, 16, "unrestricted workspace settings still apply");
+  });
+
+  it("returns plain JSON copies (VS Code hands out frozen proxies)", () => {
+    const frozen = Object.freeze({ "*": false });
+    const s = buildServerSettings(["wren.enable"], reader({ "wren.enable": frozen }), true);
+    assert.deepEqual(s.enable, { "*": false });
+    assert.notEqual(s.enable, frozen);
+  });
+
+  it("answers workspace/configuration sections", () => {
+    const nested = buildServerSettings(KEYS, reader(), true);
+    assert.equal(settingsSection(nested, "wren.completion.maxTokens"), 64);
+    assert.deepEqual(settingsSection(nested, "wren.model"), { path: "", device: "auto", quantize: "none" });
+    assert.equal(settingsSection(nested, "wren"), nested);
+    assert.equal(settingsSection(nested, "python.path"), undefined);
+  });
+
+  it("declares the restricted settings in capabilities.untrustedWorkspaces", () => {
+    const u = manifest.capabilities.untrustedWorkspaces;
+    assert.equal(u.supported, "limited");
+    assert.deepEqual([...u.restrictedConfigurations].sort(), ["wren.model.path", "wren.server.pythonPath", "wren.verify.runCode"]);
+  });
+});
