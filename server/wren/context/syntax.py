@@ -375,6 +375,16 @@ def iter_error_nodes(node: Node, first_row: int, last_row: int) -> Iterator[Node
         stack.extend(reversed(current.children))
 
 
+def count_errors(tree: Tree, limit: int = 1000) -> int:
+    """The number of ERROR and MISSING nodes in `tree` (stops counting at `limit`)."""
+    count = 0
+    for _ in iter_error_nodes(tree.root_node, 0, tree.root_node.end_point.row + 1):
+        count += 1
+        if count >= limit:
+            break
+    return count
+
+
 def errors_near_in_tree(tree: Tree, row: int, window_lines: int) -> bool:
     """True when `tree` has a parse error within `window_lines` lines of `row`."""
     if not tree.root_node.has_error:

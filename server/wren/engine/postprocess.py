@@ -1046,6 +1046,9 @@ def reject_new_parse_errors(text: str, ctx: CompletionContext) -> RuleResult:
     _, new_tree = result
     if syntax.errors_near_in_tree(new_tree, row, window + inserted.count("\n")):
         return "", "rejected: it would introduce a syntax error near the cursor"
+    # An unbalanced brace is reported where the parser gives up (often the end of the file).
+    if syntax.count_errors(new_tree) > syntax.count_errors(tree):
+        return "", "rejected: it would introduce a syntax error (unbalanced block)"
     return text, None
 
 
