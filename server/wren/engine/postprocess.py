@@ -971,6 +971,28 @@ def close_open_brackets(text: str, ctx: CompletionContext) -> RuleResult:
     return text + closers, f"added closers the completion opened: {closers!r}"
 
 
+def trim_unfinished_tail(text: str, ctx: CompletionContext) -> RuleResult:
+    """Multi-line: when the completion stops inside a bracket or block it opened on an
+    earlier line (typically the token limit), keep only the complete lines before it."""
+    lines = text.split("\n")
+    if len(lines) < 2:
+        return text, None
+    scanned = scan(ctx.line_prefix + text, ctx.language_id, ctx.line_start_state)
+    last_line_start = len(ctx.line_prefix) + len(text) - len(lines[-1])
+    unfinished = [b for b in scanned.open if len(ctx.line_prefix) <= b.pos < last_line_start]
+    if not unfinished:
+        return text, None
+    first_open_line = (ctx.line_prefix + text).count("\n", 0, unfinished[0].pos)
+    base_depth = scanned.line_depths[0]
+    for index in range(first_open_line, 0, -1):
+        if scanned.line_depths[index] == base_depth and scanned.line_states[index].in_code:
+            kept = "\n".join(lines[:index]).rstrip()
+            if kept.strip():
+                dropped = len([ln for ln in lines[index:] if ln.strip()])
+                return kept, f"unfinished block: {dropped} line(s) that never close"
+    return text, None
+
+
 def _meaningful(line: str) -> bool:
     return any(ch.isalnum() for ch in line)
 
@@ -1020,8 +1042,14 @@ def _body_placeholder(text: str, ctx: CompletionContext) -> str:
         code = last_line.split("#", 1)[0].rstrip()
         if code.endswith(":") and not scanned.open:
             tail += "\n" + _indent_of(last_line) + ctx.indent_unit + "pass"
+    # Single-line: anything the completion opened may continue on the next lines. Multi-line:
+    # only the last line may open something (a header); earlier lines must be balanced.
+    last_line_start = len(combined) - len(last_line)
+    first_allowed = len(ctx.line_prefix) if ctx.mode is not Mode.MULTI_LINE else last_line_start
     for bracket in reversed(scanned.open):
         if len(ctx.line_prefix) <= bracket.pos < len(combined):
+            if bracket.pos < first_allowed:
+                return ""  # an unfinished block: let the parser see it
             tail += OPENERS[bracket.char]
     return tail
 
@@ -1091,6 +1119,8 @@ def clean_completion(
     text = apply(strip_trailing_whitespace(text, ctx))
     text = apply(remove_suffix_overlap(text, ctx))
     text = apply(close_open_brackets(text, ctx))
+    if mode is Mode.MULTI_LINE:
+        text = apply(trim_unfinished_tail(text, ctx))
     text = apply(reject_nearby_repeat(text, ctx))
     text = apply(reject_new_parse_errors(text, ctx))
     if not text.strip():
