@@ -796,6 +796,37 @@ class TestUnfinishedTail:
         )
         assert clean(snapshot, raw, M) == "rb->head = 0;"
 
+    def test_truncated_call_is_trimmed_to_complete_lines(self) -> None:
+        snapshot = blank_line_after(C, "void rb_free(ring_buffer *rb) {", "    ", "c")
+        raw = "rb->head = 0;\n    memset(rb->data,\n           0,"
+        assert clean(snapshot, raw, M) == "rb->head = 0;"
+
+    def test_truncated_brace_block_gets_its_closing_brace(self) -> None:
+        snapshot = blank_line_after(C, "void rb_free(ring_buffer *rb) {", "    ", "c")
+        raw = "rb->head = 0;\n    if (rb->count > 0) {\n        rb->count = 0;"
+        assert (
+            clean(snapshot, raw, M)
+            == "rb->head = 0;\n    if (rb->count > 0) {\n        rb->count = 0;\n    }"
+        )
+
+    def test_nested_blocks_are_closed_innermost_first(self) -> None:
+        snapshot = blank_line_after(JS, "  subtotal() {", "    ", "javascript")
+        raw = "for (const item of this.items) {\n      if (item.price > 0) {\n        count++;"
+        assert clean(snapshot, raw, M) == (
+            "for (const item of this.items) {\n      if (item.price > 0) {\n        count++;\n      }\n    }"
+        )
+
+    def test_docstring_line_is_not_rejected(self) -> None:
+        text = PY.replace(
+            '    """Read an inventory from a JSON file."""',
+            '    """Read an inventory from a JSON file.\n\n    \n    """',
+        )
+        snapshot = at(text, "from a JSON file.\n\n    ")
+        assert (
+            clean(snapshot, "The file holds one record per item.", S)
+            == "The file holds one record per item."
+        )
+
     def test_truncated_python_call_is_trimmed(self) -> None:
         raw = "item = self._items[sku]\n        item.quantity = max(\n            0,"
         assert clean(PY_EMPTY_RESTOCK, raw, M) == "item = self._items[sku]"

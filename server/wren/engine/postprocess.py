@@ -962,6 +962,8 @@ def close_open_brackets(text: str, ctx: CompletionContext) -> RuleResult:
     stack = scanned.open
     covered = len(after.unmatched_closers)
     pending = stack[covered:] if covered < len(stack) else []
+    if ctx.mode is Mode.MULTI_LINE:  # earlier lines are trim_unfinished_tail's business
+        from_completion = max(from_completion, combined.rfind("\n") + 1)
     for bracket in reversed(pending):
         if bracket.pos < from_completion or bracket.at_eol:
             break
@@ -972,18 +974,36 @@ def close_open_brackets(text: str, ctx: CompletionContext) -> RuleResult:
 
 
 def trim_unfinished_tail(text: str, ctx: CompletionContext) -> RuleResult:
-    """Multi-line: when the completion stops inside a bracket or block it opened on an
-    earlier line (typically the token limit), keep only the complete lines before it."""
+    """Multi-line: the completion stops inside a bracket or block it opened on an earlier
+    line (typically at the token limit). Brace blocks get their `}` lines; anything else
+    (an unfinished call, list, string) is cut back to the last complete line."""
     lines = text.split("\n")
     if len(lines) < 2:
         return text, None
-    scanned = scan(ctx.line_prefix + text, ctx.language_id, ctx.line_start_state)
-    last_line_start = len(ctx.line_prefix) + len(text) - len(lines[-1])
+    language = ctx.language_id
+    combined = ctx.line_prefix + text
+    scanned = scan(combined, language, ctx.line_start_state)
+    last_line_start = len(combined) - len(lines[-1])
     unfinished = [b for b in scanned.open if len(ctx.line_prefix) <= b.pos < last_line_start]
     if not unfinished:
         return text, None
-    first_open_line = (ctx.line_prefix + text).count("\n", 0, unfinished[0].pos)
-    base_depth = scanned.line_depths[0]
+    only_blocks = all(b.char == "{" and b.at_eol for b in unfinished)
+    if (
+        language != "python"
+        and only_blocks
+        and len(unfinished) == len([b for b in scanned.open if b.pos >= len(ctx.line_prefix)])
+        and scanned.state.in_code
+    ):
+        closing = ""
+        for bracket in reversed(unfinished):
+            line_start = combined.rfind("\n", 0, bracket.pos) + 1
+            closing += "\n" + _indent_of(combined[line_start : bracket.pos]) + "}"
+        return (
+            text.rstrip() + closing,
+            f"closed the block(s) the completion opened: {closing.count('}')}",
+        )
+    first_open_line = combined.count("\n", 0, unfinished[0].pos)
+    base_depth = len(scan(ctx.line_prefix, language, ctx.line_start_state).open)
     for index in range(first_open_line, 0, -1):
         if scanned.line_depths[index] == base_depth and scanned.line_states[index].in_code:
             kept = "\n".join(lines[:index]).rstrip()
@@ -1033,9 +1053,10 @@ def _body_placeholder(text: str, ctx: CompletionContext) -> str:
     combined = ctx.line_prefix + text
     scanned = scan(combined + ctx.line_suffix, language, ctx.line_start_state)
     tail = ""
-    if scanned.state.string is not None:
-        tail += scanned.state.string
-    if scanned.state.block_comment:
+    opened_here = scanned.string_start is not None and scanned.string_start >= len(ctx.line_prefix)
+    if scanned.state.string is not None and opened_here:
+        tail += scanned.state.string  # a string the completion opened (not the user's docstring)
+    if scanned.state.block_comment and not ctx.cursor_state.block_comment:
         tail += "*/"
     last_line = combined.split("\n")[-1]
     if language == "python" and not ctx.line_suffix.strip():
@@ -1118,9 +1139,9 @@ def clean_completion(
     text = apply(cut_at_suffix_repeat(text, ctx))
     text = apply(strip_trailing_whitespace(text, ctx))
     text = apply(remove_suffix_overlap(text, ctx))
-    text = apply(close_open_brackets(text, ctx))
     if mode is Mode.MULTI_LINE:
         text = apply(trim_unfinished_tail(text, ctx))
+    text = apply(close_open_brackets(text, ctx))
     text = apply(reject_nearby_repeat(text, ctx))
     text = apply(reject_new_parse_errors(text, ctx))
     if not text.strip():
