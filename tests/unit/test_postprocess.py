@@ -834,3 +834,115 @@ class TestUnfinishedTail:
     def test_a_header_on_the_last_line_is_fine(self) -> None:
         raw = "item = self._items[sku]\n        if amount > 0:"
         assert clean(PY_EMPTY_RESTOCK, raw, M) == raw
+
+
+FIXTURE_LANGUAGES = {
+    "inventory.py": "python",
+    "cart.js": "javascript",
+    "router.ts": "typescript",
+    "Counter.tsx": "typescriptreact",
+    "server.go": "go",
+    "stack.rs": "rust",
+    "LruCache.java": "java",
+    "ring_buffer.c": "c",
+    "matrix.cpp": "cpp",
+}
+RAW_SAMPLES = [
+    "x = f(a, [b, {c: 'd'}])<|im_end|>",
+    '\n    }\n}\n```\nHere is the code.\n"""\'`/* (',
+]
+
+
+@pytest.mark.parametrize(("name", "language_id"), sorted(FIXTURE_LANGUAGES.items()))
+def test_every_position_is_handled_without_errors(name: str, language_id: str) -> None:
+    text = load(name)
+    for offset in range(0, len(text) + 1, 17):
+        snapshot = Snapshot("u", text, offset, language_id)
+        mode = decide_trigger(snapshot).mode
+        for raw in RAW_SAMPLES:
+            for use_mode in {mode, M}:
+                result = clean_completion(raw, snapshot, use_mode)
+                assert "<|im_end|>" not in result.text
+                assert "```" not in result.text
+                lines = result.text.split("\n")
+                assert all(line == line.rstrip() for line in lines[:-1]), result
+
+
+@pytest.mark.parametrize(
+    ("text", "header", "body", "indent", "language_id", "good"),
+    [
+        (
+            PY,
+            "    def restock(self, sku: str, amount: int) -> int:",
+            "\n        item = self._items[sku]\n        item.quantity += amount\n        return item.quantity\n",
+            "        ",
+            "python",
+            'if amount <= 0:\n            raise ValueError(f"bad amount: {amount}")\n        item = self._items[sku]\n        item.quantity += amount\n        return item.quantity',
+        ),
+        (
+            JS,
+            "  subtotal() {",
+            "\n    return this.items.reduce((sum, item) => sum + item.price * item.quantity, 0);\n",
+            "    ",
+            "javascript",
+            "let sum = 0;\n    for (const { price, quantity } of this.items) {\n      sum += price * quantity;\n    }\n    return sum;",
+        ),
+        (
+            GO,
+            "func NewCounter() *Counter {",
+            "\n\treturn &Counter{counts: make(map[string]int)}\n",
+            "\t",
+            "go",
+            'c := &Counter{}\n\tc.counts = map[string]int{"{": 0}\n\treturn c',
+        ),
+        (
+            RS,
+            "    pub fn pop(&mut self) -> Result<T, StackError> {",
+            "\n        self.items.pop().ok_or(StackError::Empty)\n",
+            "        ",
+            "rust",
+            "match self.items.pop() {\n            Some(item) => Ok(item),\n            None => Err(StackError::Empty),\n        }",
+        ),
+        (
+            JAVA,
+            "    private void unlink(Node<K, V> node) {",
+            "\n        node.prev.next = node.next;\n        node.next.prev = node.prev;\n",
+            "        ",
+            "java",
+            "Node<K, V> before = node.prev;\n        Node<K, V> after = node.next;\n        before.next = after;\n        after.prev = before;",
+        ),
+        (
+            CPP,
+            "    double &at(std::size_t r, std::size_t c) {",
+            '\n        if (r >= rows_ || c >= cols_) {\n            throw std::out_of_range("matrix index");\n        }\n        return data_[r * cols_ + c];\n',
+            "        ",
+            "cpp",
+            'if (r >= rows_ || c >= cols_) {\n            throw std::out_of_range("at(): index out of range");\n        }\n        return data_[r * cols_ + c];',
+        ),
+    ],
+)
+def test_good_multi_line_completions_pass_unchanged(
+    text: str, header: str, body: str, indent: str, language_id: str, good: str
+) -> None:
+    snapshot = empty_body(text, header, body, indent, language_id)
+    result = clean_completion(good, snapshot, M)
+    assert result.text == good, result.removed
+    assert result.removed == []
+
+
+@pytest.mark.parametrize(
+    ("text", "anchor", "language_id", "good"),
+    [
+        (PY, "        result = []", "python", "  # items carrying the tag"),
+        (JS, "const TAX_RATE = 0.2;", "javascript", " // VAT"),
+        (GO, 'key := r.URL.Query().Get("key")', "go", "\n\tkey = strings.TrimSpace(key)"),
+        (C, "rb->count = 0;", "c", "\n    rb->data[0] = '{';"),
+    ],
+)
+def test_good_single_line_completions_pass_unchanged(
+    text: str, anchor: str, language_id: str, good: str
+) -> None:
+    snapshot = at(text, anchor, language_id)
+    assert decide_trigger(snapshot).mode is S
+    result = clean_completion(good, snapshot, S)
+    assert result.text == good, result.removed
