@@ -2,8 +2,16 @@
 
 Each `cache_slot` (one per document for completions) keeps the token ids and past key/values
 of its last run. A new prompt re-uses the longest common token prefix and only runs the new
-tokens. Prefill runs in chunks so a cancel lands within one chunk; decode checks the cancel
-token every step. Slots are evicted least-recently-used when their memory passes a bound.
+tokens. `prefill` brings a slot to a prompt ahead of time (background work on didOpen or a
+cursor pause), so the request that follows only decodes. Prefill runs in chunks so a cancel
+lands within one chunk; decode checks the cancel token every step. Slots are evicted
+least-recently-used when their memory passes a bound.
+
+Llama-shaped models run through `fast_decode.LeanModel` (a flat forward with a preallocated
+cache; several times less Python per token than the generic transformers forward); other
+architectures, and int8-quantized modules, use the transformers forward with a DynamicCache.
+Decoding drafts tokens by prompt lookup (`GenerationParams.lookup_text`) and verifies each
+draft in one forward pass: the output is exactly plain greedy decoding's.
 """
 
 from __future__ import annotations
@@ -20,23 +28,48 @@ import torch
 
 from wren.engine.types import CancelToken, GenerationParams, GenerationResult
 from wren.errors import GenerationError
+from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.loading import LoadedModel
+from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
 
 log = logging.getLogger(__name__)
 
 PREFILL_CHUNK = 128
 DEFAULT_CACHE_BUDGET_BYTES = 512 * 1024 * 1024
+MAX_SLOTS = 32
+MAX_DRAFT = 8  # draft tokens verified per pass
+LOOKUP_MEMO = 4  # tokenized lookup texts remembered (one per recently edited document)
+
+
+@dataclass
+class SpeculativeStats:
+    """What drafting did in one generation."""
+
+    passes: int = 0  # decode forward passes
+    drafted: int = 0  # draft tokens proposed
+    accepted: int = 0  # draft tokens greedy decoding agreed with
+
+
+@dataclass
+class DecodeResult(GenerationResult):
+    """`GenerationResult` plus drafting counters (read with getattr by the engine)."""
+
+    passes: int = 0
+    drafted: int = 0
+    accepted: int = 0
 
 
 @dataclass
 class CacheSlot:
     tokens: list[int] = field(default_factory=list)
-    past: Any = None  # transformers DynamicCache
+    past: Any = None  # fast_decode.KVCache, or a transformers DynamicCache
     last_logits: Any = None  # logits after the last token in `tokens`
 
     def nbytes(self) -> int:
         if self.past is None:
             return 0
+        if isinstance(self.past, KVCache):
+            return self.past.nbytes()
         total = 0
         for layer in getattr(self.past, "layers", []):
             for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
@@ -54,7 +87,10 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def crop_to(past: Any, length: int) -> None:
-    """Shrink a transformers cache to its first `length` positions."""
+    """Shrink a cache (lean or transformers) to its first `length` positions."""
+    if isinstance(past, KVCache):
+        past.crop(length)
+        return
     remove = past.get_seq_length() - length
     if remove > 0:
         past.crop(-remove)
@@ -69,7 +105,13 @@ def _is_oom(err: BaseException) -> bool:
 class TransformersBackend:
     """The real `Backend`: a causal LM from transformers, run greedily in this process."""
 
-    def __init__(self, loaded: LoadedModel, cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        cache_budget_bytes: int = DEFAULT_CACHE_BUDGET_BYTES,
+        lean: bool = True,
+        speculative: bool = True,
+    ):
         self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
@@ -77,9 +119,16 @@ class TransformersBackend:
         self.name = loaded.name
         self.device = loaded.device
         self.cache_budget_bytes = cache_budget_bytes
+        self.speculative = speculative
         self._slots: OrderedDict[str, CacheSlot] = OrderedDict()
         self._lock = threading.RLock()  # re-entrant: urgent jobs run inside a batch checkpoint
         self._stop_token_ids = self._collect_stop_ids()
+        self._lookup_memo: OrderedDict[str, NgramIndex] = OrderedDict()
+        self.lean: LeanModel | None = None
+        if lean and self.device == "cpu":
+            with torch.inference_mode():
+                self.lean = LeanModel.build(self.model)
+        log.info("decoder: %s", "lean" if self.lean is not None else "transformers")
 
     # -- tokens ---------------------------------------------------------------------------
 
@@ -107,12 +156,19 @@ class TransformersBackend:
                 ids.add(int(vocab[tok]))
         return ids
 
+    def _prompt_ids(self, prompt: str, max_new_tokens: int) -> list[int]:
+        ids = self.tokenize(prompt)
+        max_ctx = max(16, self.card.context_window - max_new_tokens)
+        return ids[-max_ctx:] if len(ids) > max_ctx else ids
+
     def warm_up(self) -> None:
         """One short run so the first real request doesn't pay for lazy initialisation."""
         self.generate(
             "def hello():\n    return", GenerationParams(max_new_tokens=4, time_budget_s=30.0),
             CancelToken(),
         )
+        # Also the multi-token (draft verification) shapes.
+        self.score_continuations("def hello():\n", ["    return 1\n"], CancelToken())
 
     # -- cache slots ----------------------------------------------------------------------
 
@@ -122,6 +178,7 @@ class TransformersBackend:
     def drop_caches(self) -> None:
         with self._lock:
             self._slots.clear()
+            self._lookup_memo.clear()
 
     def _slot(self, name: str | None) -> CacheSlot:
         if name is None:
@@ -131,6 +188,11 @@ class TransformersBackend:
         return slot
 
     def _enforce_budget(self) -> None:
+        for slot in self._slots.values():
+            if isinstance(slot.past, KVCache):
+                slot.past.shrink()
+        while len(self._slots) > MAX_SLOTS:
+            self._slots.popitem(last=False)
         while len(self._slots) > 1 and self.cache_bytes() > self.cache_budget_bytes:
             evicted, _ = self._slots.popitem(last=False)
             log.debug("evicted KV cache slot %s", evicted)
@@ -139,17 +201,25 @@ class TransformersBackend:
 
     # -- forward passes -------------------------------------------------------------------
 
-    def _forward(self, ids: Sequence[int], past: Any) -> Any:
+    def _new_past(self) -> Any:
+        if self.lean is not None:
+            return self.lean.new_cache()
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.model.config)
+
+    def _forward(self, ids: Sequence[int], past: Any, all_logits: bool = False) -> Any:
+        """Logits after each of `ids` ([n, vocab]) or, by default, after the last ([vocab])."""
+        if self.lean is not None:
+            return self.lean.forward(list(ids), past, all_logits=all_logits)
         input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
         out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
-        return out.logits[0]
+        return out.logits[0] if all_logits else out.logits[0, -1]
 
     def _prefill(
         self, slot: CacheSlot, ids: list[int], cancel: CancelToken
     ) -> tuple[Any, int]:
-        """Bring `slot` to exactly `ids`; return the logits after the last id and the reused count."""
-        from transformers import DynamicCache
-
+        """Bring `slot` to exactly `ids`; return the logits after the last id and reused count."""
         reuse = common_prefix_len(slot.tokens, ids)
         if slot.past is None:
             reuse = 0
@@ -158,7 +228,7 @@ class TransformersBackend:
         if reuse == len(ids):
             reuse -= 1  # need at least one token to get fresh logits
         if reuse <= 0 or slot.past is None:
-            slot.past = DynamicCache(config=self.model.config)
+            slot.past = self._new_past()
             reuse = 0
         else:
             crop_to(slot.past, reuse)
@@ -169,27 +239,16 @@ class TransformersBackend:
         while pos < len(ids):
             cancel.raise_if_cancelled()
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            logits = self._forward(chunk, slot.past)[-1]
+            logits = self._forward(chunk, slot.past)
             pos += len(chunk)
             slot.tokens = ids[:pos]
         slot.last_logits = logits
         return logits, reuse
 
-    def generate(
-        self,
-        prompt: str,
-        params: GenerationParams,
-        cancel: CancelToken,
-        cache_slot: str | None = None,
-        on_text: Callable[[str], None] | None = None,
-    ) -> GenerationResult:
-        ids = self.tokenize(prompt)
-        max_ctx = max(16, self.card.context_window - params.max_new_tokens)
-        if len(ids) > max_ctx:
-            ids = ids[-max_ctx:]
+    def _guarded(self, run: Callable[[], GenerationResult]) -> GenerationResult:
         with self._lock, torch.inference_mode():
             try:
-                return self._generate_locked(ids, params, cancel, cache_slot, on_text)
+                return run()
             except Exception as err:
                 if _is_oom(err):
                     self._slots.clear()
@@ -200,6 +259,56 @@ class TransformersBackend:
                 raise
             finally:
                 self._enforce_budget()
+
+    def prefill(
+        self,
+        prompt: str,
+        cache_slot: str,
+        cancel: CancelToken,
+        max_new_tokens: int = 64,
+    ) -> GenerationResult:
+        """Bring `cache_slot` to `prompt` without decoding, so a later `generate` only decodes.
+
+        Background work: run it at the lowest priority and cancel it for any real request
+        (a cancel lands within one prefill chunk; what was computed so far is kept).
+        """
+        ids = self._prompt_ids(prompt, max_new_tokens)
+
+        def run() -> GenerationResult:
+            slot = self._slot(cache_slot)
+            t0 = time.perf_counter()
+            _, reused = self._prefill(slot, ids, cancel)
+            return GenerationResult(
+                text="", tokens=0, prompt_tokens=len(ids), cached_tokens=reused,
+                prefill_s=time.perf_counter() - t0, decode_s=0.0, stop_reason="prefill",
+            )
+
+        return self._guarded(run)
+
+    def generate(
+        self,
+        prompt: str,
+        params: GenerationParams,
+        cancel: CancelToken,
+        cache_slot: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+    ) -> GenerationResult:
+        ids = self._prompt_ids(prompt, params.max_new_tokens)
+        return self._guarded(
+            lambda: self._generate_locked(ids, params, cancel, cache_slot, on_text)
+        )
+
+    def _lookup_index(self, text: str) -> NgramIndex | None:
+        """Token n-gram index of the lookup text, memoised (requests repeat the same text)."""
+        if not text:
+            return None
+        index = self._lookup_memo.get(text)
+        if index is None:
+            index = NgramIndex(self.tokenize(text))
+            self._lookup_memo[text] = index
+            while len(self._lookup_memo) > LOOKUP_MEMO:
+                self._lookup_memo.popitem(last=False)
+        return index
 
     def _generate_locked(
         self,
@@ -214,36 +323,89 @@ class TransformersBackend:
         deadline = t0 + params.time_budget_s
         logits, reused = self._prefill(slot, ids, cancel)
         t1 = time.perf_counter()
+        stats = SpeculativeStats()
+        indexes: list[NgramIndex] = []
+        running: NgramIndex | None = None
+        if self.speculative:
+            doc = self._lookup_index(params.lookup_text)
+            if doc is not None:
+                indexes.append(doc)
+            # The sequence so far, all but its newest token (see NgramIndex).
+            running = NgramIndex(slot.tokens[-2048:])
+            indexes.append(running)
+        indexed_upto = len(slot.tokens)
         out: list[int] = []
         text = ""
         stop_reason = "max_tokens"
-        while len(out) < params.max_new_tokens:
-            next_id = int(torch.argmax(logits))
-            if next_id in self._stop_token_ids:
-                stop_reason = "eos"
-                break
-            out.append(next_id)
+        stop_ids = self._stop_token_ids
+
+        def emit(token: int) -> str | None:
+            """Take one greedy token; a stop reason when generation ends with it."""
+            nonlocal text
+            if token in stop_ids:
+                return "eos"
+            out.append(token)
             text = self.detokenize(out)
             if on_text is not None:
                 on_text(text)
             if any(s in text for s in params.stop):
-                stop_reason = "stop"
-                break
+                return "stop"
             if params.stop_at_newline and "\n" in text.lstrip("\r\n \t"):
-                stop_reason = "newline"
+                return "newline"
+            if len(out) >= params.max_new_tokens:
+                return "max_tokens"
+            return None
+
+        while True:
+            next_id = int(torch.argmax(logits))
+            reason = emit(next_id)
+            if reason is not None:
+                stop_reason = reason
                 break
             if time.perf_counter() > deadline:
                 stop_reason = "time"
                 break
             cancel.raise_if_cancelled()
-            logits = self._forward([next_id], slot.past)[-1]
+            draft: list[int] = []
+            if indexes:
+                assert running is not None
+                running.extend(slot.tokens[indexed_upto:])
+                indexed_upto = len(slot.tokens)
+                room = min(MAX_DRAFT, params.max_new_tokens - len(out))
+                draft = draft_tokens([*slot.tokens[-8:], next_id], indexes, room)
+            feed = [next_id, *draft]
+            stats.passes += 1
+            if not draft:
+                logits = self._forward(feed, slot.past)
+                slot.tokens.append(next_id)
+                slot.last_logits = logits
+                continue
+            rows = self._forward(feed, slot.past, all_logits=True)
+            predicted = [int(t) for t in torch.argmax(rows, dim=-1)]
+            accepted = accepted_length(draft, predicted)
+            stats.drafted += len(draft)
+            stats.accepted += accepted
+            base = len(slot.tokens)
             slot.tokens.append(next_id)
+            logits = rows[0]
+            for i in range(accepted):
+                reason = emit(draft[i])
+                if reason is not None:
+                    # As in plain decoding, the stopping token is not fed.
+                    stop_reason = reason
+                    break
+                slot.tokens.append(draft[i])
+                logits = rows[i + 1]
+            crop_to(slot.past, len(slot.tokens))
+            assert len(slot.tokens) <= base + 1 + accepted
             slot.last_logits = logits
-        # The last appended token (if any) was not fed: the slot stays consistent with its cache.
+            if reason is not None:
+                break
+        # The last emitted token (if any) was not fed: the slot stays consistent with its cache.
         t2 = time.perf_counter()
         if cache_slot is None:
             slot.past = None
-        return GenerationResult(
+        return DecodeResult(
             text=text,
             tokens=len(out),
             prompt_tokens=len(ids),
@@ -251,6 +413,9 @@ class TransformersBackend:
             prefill_s=t1 - t0,
             decode_s=t2 - t1,
             stop_reason=stop_reason,
+            passes=stats.passes,
+            drafted=stats.drafted,
+            accepted=stats.accepted,
         )
 
     def score_continuations(
@@ -269,7 +434,7 @@ class TransformersBackend:
                 if not cids:
                     scores.append(0.0)
                     continue
-                seq_logits = self._forward(cids, slot.past)
+                seq_logits = self._forward(cids, slot.past, all_logits=True)
                 all_logits = torch.cat([logits.unsqueeze(0), seq_logits[:-1]], dim=0)
                 logprobs = torch.log_softmax(all_logits.float(), dim=-1)
                 picked = logprobs[torch.arange(len(cids)), torch.tensor(cids)]

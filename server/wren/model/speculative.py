@@ -1,0 +1,72 @@
+"""Prompt-lookup drafting: propose the tokens that followed the same n-gram earlier in the text.
+
+Code repeats itself (names, call shapes, whole lines), so the tokens after the most recent
+occurrence of the last few generated tokens are a cheap, often right, guess at what comes
+next. The backend verifies a draft in one forward pass and keeps the prefix that greedy
+decoding would have produced anyway, so the output is unchanged; only the number of passes
+shrinks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+MIN_NGRAM = 2
+MAX_NGRAM = 4
+
+
+class NgramIndex:
+    """Last position at which each n-gram (n in MIN..MAX) ends, over a token sequence.
+
+    To draft from the sequence being generated, index all of it but the newest token and
+    query with the whole of it: a match then always lies strictly before the end.
+    """
+
+    def __init__(self, tokens: Sequence[int] = ()) -> None:
+        self.tokens: list[int] = []
+        self._last: dict[tuple[int, ...], int] = {}
+        self.extend(tokens)
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        toks = self.tokens
+        last = self._last
+        for t in tokens:
+            toks.append(t)
+            end = len(toks)
+            for n in range(MIN_NGRAM, MAX_NGRAM + 1):
+                if end >= n:
+                    last[tuple(toks[end - n : end])] = end
+
+    def continuation(self, context: Sequence[int], k: int) -> list[int]:
+        """Up to `k` tokens that followed the longest n-gram suffix of `context` seen here."""
+        if k <= 0:
+            return []
+        for n in range(min(MAX_NGRAM, len(context)), MIN_NGRAM - 1, -1):
+            end = self._last.get(tuple(context[len(context) - n :]))
+            if end is not None and end < len(self.tokens):
+                return self.tokens[end : end + k]
+        return []
+
+
+def draft_tokens(
+    context: Sequence[int], indexes: Sequence[NgramIndex], k: int
+) -> list[int]:
+    """The first non-empty draft from `indexes` (most specific source first)."""
+    for index in indexes:
+        draft = index.continuation(context, k)
+        if draft:
+            return draft
+    return []
+
+
+def accepted_length(draft: Sequence[int], predicted: Sequence[int]) -> int:
+    """How many draft tokens greedy decoding agrees with (`predicted[i]` follows draft[:i])."""
+    n = 0
+    for d, p in zip(draft, predicted, strict=False):
+        if d != p:
+            break
+        n += 1
+    return n
