@@ -227,3 +227,36 @@ def test_parse_with_insertion_detects_an_introduced_error() -> None:
     result = syntax.parse_with_insertion("javascript", text, offset, "    if (x {\n")
     assert result is not None
     assert syntax.errors_near_in_tree(result[1], text.count("\n", 0, offset), 5)
+
+
+def test_incremental_reparse_matches_a_fresh_parse() -> None:
+    base = load("inventory.py") * 12  # > 20k chars: parse() re-uses the previous tree
+    assert syntax.parse("python", base) is not None
+    edits = [
+        ("        item.quantity += amount\n", "        item.quantity += amount * 2\n"),
+        ("class Inventory:", "class Inventory(object):"),
+        ('"""One stock-keeping unit."""', '"""One SKU — Zoë\'s 🦜 unit."""'),
+        ("    def remove(self, sku: str) -> Item:\n", ""),
+        (
+            "def load_inventory(path: Path) -> Inventory:",
+            "def load_inventory(path: Path) -> Inventory:\n    if (",
+        ),
+    ]
+    text = base
+    parser = syntax._parser_for("python")
+    assert parser is not None
+    for old, new in edits:
+        text = text.replace(old, new, 1)
+        incremental = syntax.parse("python", text)
+        fresh = parser.parse(text.encode("utf-8"))
+        assert incremental is not None
+        assert str(incremental.root_node) == str(fresh.root_node)
+
+
+def test_common_prefix_and_suffix() -> None:
+    a = "x" * 10_000 + "abc" + "y" * 9_000
+    b = "x" * 10_000 + "aXc" + "y" * 9_000
+    assert syntax._common_prefix_len(a, b) == 10_001
+    assert syntax._common_suffix_len(a, b, len(a)) == 9_001
+    assert syntax._common_suffix_len("ab", "b", 1) == 1
+    assert syntax._common_prefix_len("", "abc") == 0

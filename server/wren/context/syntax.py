@@ -291,8 +291,77 @@ def _parse_bytes(
         return None
 
 
+def _common_prefix_len(a: str, b: str) -> int:
+    """Length of the common prefix of `a` and `b` (block compares first: they run in C)."""
+    limit = min(len(a), len(b))
+    step = 4096
+    i = 0
+    while i + step <= limit and a[i : i + step] == b[i : i + step]:
+        i += step
+    while i < limit and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _common_suffix_len(a: str, b: str, limit: int) -> int:
+    """Length of the common suffix of `a` and `b`, at most `limit`."""
+    limit = min(limit, len(a), len(b))
+    step = 4096
+    la, lb = len(a), len(b)
+    n = 0
+    while n + step <= limit and a[la - n - step : la - n] == b[lb - n - step : lb - n]:
+        n += step
+    while n < limit and a[la - n - 1] == b[lb - n - 1]:
+        n += 1
+    return n
+
+
+def _point_of(text: str, offset: int) -> Point:
+    line_start = text.rfind("\n", 0, offset) + 1
+    column = len(text[line_start:offset].encode("utf-8", errors="surrogatepass"))
+    return Point(text.count("\n", 0, offset), column)
+
+
+def _edited_copy(
+    old_tree: Tree, old_text: str, new_text: str, start: int, old_end: int, new_end: int
+) -> Tree:
+    """A copy of `old_tree` told that old_text[start:old_end] became new_text[start:new_end]."""
+    old_src, new_src = SourceText(old_text), SourceText(new_text)
+    edited = old_tree.copy()
+    edited.edit(
+        start_byte=old_src.byte_of(start),
+        old_end_byte=old_src.byte_of(old_end),
+        new_end_byte=new_src.byte_of(new_end),
+        start_point=_point_of(old_text, start),
+        old_end_point=_point_of(old_text, old_end),
+        new_end_point=_point_of(new_text, new_end),
+    )
+    return edited
+
+
+def _incremental_base(grammar: str, text: str) -> tuple[Tree, str, int, int, int] | None:
+    """A recently parsed text of the same grammar that differs from `text` in one region:
+    (its tree, its text, edit start, old end, new end). Typing changes a few characters of
+    a large file; re-parsing incrementally costs a fraction of a fresh parse."""
+    with _cache_lock:
+        recent = [(key[1], tree) for key, tree in reversed(_cache.items()) if key[0] == grammar][:3]
+    best: tuple[Tree, str, int, int, int] | None = None
+    best_shared = len(text) // 2  # less shared text than this: parse from scratch
+    for old_text, tree in recent:
+        prefix = _common_prefix_len(old_text, text)
+        suffix = _common_suffix_len(old_text, text, min(len(old_text), len(text)) - prefix)
+        if prefix + suffix > best_shared:
+            best_shared = prefix + suffix
+            best = (tree, old_text, prefix, len(old_text) - suffix, len(text) - suffix)
+    return best
+
+
 def parse(language_id: str, text: str) -> Tree | None:
-    """Parse `text`; None for an unsupported language, oversized input, or a timeout."""
+    """Parse `text`; None for an unsupported language, oversized input, or a timeout.
+
+    Re-uses a recent tree of a similar text (the same document a keystroke ago) when there
+    is one, so parsing while typing stays cheap in large files.
+    """
     grammar = language_for(language_id)
     if grammar is None or not is_parseable(text):
         return None
@@ -302,23 +371,30 @@ def parse(language_id: str, text: str) -> Tree | None:
     parser = _parser_for(grammar)
     if parser is None:
         return None
-    tree = _parse_bytes(parser, SourceText(text).data)
+    data = SourceText(text).data
+    base = _incremental_base(grammar, text) if len(text) > 20_000 else None
+    if base is not None:
+        old_tree, old_text, start, old_end, new_end = base
+        edited = _edited_copy(old_tree, old_text, text, start, old_end, new_end)
+        tree = _parse_bytes(parser, data, edited)
+    else:
+        tree = _parse_bytes(parser, data)
     if tree is not None:
         _cache_put(grammar, text, tree)
     return tree
 
 
-def _point_after(start: Point, inserted: bytes) -> tuple[int, int]:
-    newlines = inserted.count(b"\n")
-    if newlines == 0:
-        return (start.row, start.column + len(inserted))
-    return (start.row + newlines, len(inserted) - inserted.rfind(b"\n") - 1)
+def remember_tree(language_id: str, text: str, tree: Tree) -> None:
+    """Seed the parse cache with a tree someone else parsed (e.g. incrementally)."""
+    grammar = language_for(language_id)
+    if grammar is not None:
+        _cache_put(grammar, text, tree)
 
 
 def parse_with_insertion(
     language_id: str, text: str, offset: int, inserted: str
 ) -> tuple[str, Tree] | None:
-    """Parse `text` with `inserted` placed at `offset`, reusing the tree of `text` when cached.
+    """Parse `text` with `inserted` placed at `offset`, reusing the tree of `text`.
 
     Returns the new text and its tree. Incremental: only the edited region is re-parsed.
     """
@@ -333,27 +409,12 @@ def parse_with_insertion(
     if parser is None:
         return None
     old = parse(language_id, text)
-    new_source = SourceText(new_text)
+    data = SourceText(new_text).data
     if old is not None:
-        src = SourceText(text)
-        start_byte = src.byte_of(offset)
-        ins = inserted.encode("utf-8", errors="surrogatepass")
-        row = text.count("\n", 0, offset)
-        line_start = text.rfind("\n", 0, offset) + 1
-        column = len(text[line_start:offset].encode("utf-8", errors="surrogatepass"))
-        start_point = Point(row, column)
-        edited = old.copy()
-        edited.edit(
-            start_byte=start_byte,
-            old_end_byte=start_byte,
-            new_end_byte=start_byte + len(ins),
-            start_point=start_point,
-            old_end_point=start_point,
-            new_end_point=_point_after(start_point, ins),
-        )
-        tree = _parse_bytes(parser, new_source.data, edited)
+        edited = _edited_copy(old, text, new_text, offset, offset, offset + len(inserted))
+        tree = _parse_bytes(parser, data, edited)
     else:
-        tree = _parse_bytes(parser, new_source.data)
+        tree = _parse_bytes(parser, data)
     if tree is None:
         return None
     _cache_put(grammar, new_text, tree)
