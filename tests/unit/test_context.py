@@ -352,3 +352,12 @@ def test_format_nothing() -> None:
 )
 def test_comment_prefix_for(language_id: str, prefix: str) -> None:
     assert comment_prefix_for(language_id) == prefix
+
+
+def test_local_variable_is_followed_to_its_class(workspace: Path) -> None:
+    # `Basket` itself is more than 15 lines above the cursor: only `basket` leads to it
+    filler = "".join(f"step_{i} = {i}\n" for i in range(20))
+    text = f"from b import Basket\n\n\ndef make():\n    return Basket('me')\n\n\n{filler}basket = make()\nbasket.\n"
+    snapshot = snapshot_of(workspace / "d.py", text, offset=len(text) - 1)
+    snippets = symbol_snippets(snapshot, str(workspace), budget_s=30)
+    assert any(s.text.startswith("class Basket:") for s in snippets)

@@ -256,27 +256,49 @@ def _collect(
     for use in names_near_cursor(snapshot)[:MAX_LOOKUPS]:
         if time.perf_counter() > deadline or len(out) >= max_snippets:
             return
-        try:
-            definitions = script.goto(use.line, use.column, follow_imports=True)
-        except Exception:  # jedi raises on odd input; one name failing is not fatal
-            log.debug("jedi goto failed for %s", use.name, exc_info=True)
+        definition = _definition_elsewhere(script, use, current)
+        if definition is None:
             continue
-        for definition in definitions[:1]:
-            module_path = definition.module_path
-            if module_path is None or definition.in_builtin_module():
-                continue
-            module_path = str(module_path)
-            if current is not None and os.path.realpath(module_path) == current:
-                continue
-            if _is_stdlib(module_path):
-                continue
-            key = (module_path, definition.line or 0)
-            if key in seen:
-                continue
-            seen.add(key)
-            snippet = _snippet_for(definition, workspace_root)
-            if snippet is not None:
-                out.append(snippet)
+        key = (str(definition.module_path), definition.line or 0)
+        if key in seen:
+            continue
+        seen.add(key)
+        snippet = _snippet_for(definition, workspace_root)
+        if snippet is not None:
+            out.append(snippet)
+
+
+def _is_elsewhere(definition: Any, current: str | None) -> bool:
+    """Defined in another workspace file or an installed package (not builtins/stdlib)."""
+    module_path = definition.module_path
+    if module_path is None or definition.in_builtin_module():
+        return False
+    module_path = str(module_path)
+    if current is not None and os.path.realpath(module_path) == current:
+        return False
+    return not _is_stdlib(module_path)
+
+
+def _definition_elsewhere(script: Any, use: NameUse, current: str | None) -> Any:
+    """Where the name at `use` is defined, if that is in another file. A local variable
+    (`basket = Basket()`) is followed to the class of its value with `infer`."""
+    try:
+        found = script.goto(use.line, use.column, follow_imports=True)
+        if found and _is_elsewhere(found[0], current):
+            return found[0]
+        if found and found[0].type not in ("statement", "param"):
+            return None
+        inferred = script.infer(use.line, use.column)
+    except Exception:  # jedi raises on odd input; one name failing is not fatal
+        log.debug("jedi lookup failed for %s", use.name, exc_info=True)
+        return None
+    if (
+        inferred
+        and inferred[0].type in ("instance", "class")
+        and _is_elsewhere(inferred[0], current)
+    ):
+        return inferred[0]
+    return None
 
 
 def symbol_snippets(
