@@ -316,3 +316,41 @@ def test_object_literal_brace_in_typescript_is_multi_line() -> None:
     text = "const defaults = {\n  \n};\n"
     decision = decide(Snapshot("u", text, text.index("  \n") + 2, "typescript"))
     assert decision.mode is Mode.MULTI_LINE
+
+
+def test_multi_line_signature_header_is_multi_line() -> None:
+    text = PY + "\n\ndef report(\n    inventory: Inventory,\n    level: int = 3,\n) -> str:\n    \n"
+    decision = decide(Snapshot("u", text, len(text) - 1, "python"))
+    assert decision.mode is Mode.MULTI_LINE
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "try:",
+        "else:",
+        "with path.open() as fh:",
+        "class Empty:",
+        "async def run():",
+        "match command:",
+    ],
+)
+def test_python_block_headers(header: str) -> None:
+    text = f"def outer(path, command):\n    {header}\n        \n"
+    decision = decide(Snapshot("u", text, len(text) - 1, "python"))
+    assert decision.mode is Mode.MULTI_LINE
+
+
+def test_colon_inside_a_comment_is_not_a_header() -> None:
+    text = "def outer():\n    x = 1  # note:\n    \n"
+    decision = decide(Snapshot("u", text, len(text) - 1, "python"))
+    assert decision.mode is Mode.SINGLE_LINE
+
+
+def test_crlf_line_endings() -> None:
+    text = "def f(x):\r\n    \r\n"
+    decision = decide(Snapshot("u", text, text.index("    \r") + 4, "python"))
+    assert decision.mode is Mode.MULTI_LINE
+    text = "int f() {\r\n    int y = x\r\n}\r\n"
+    decision = decide(Snapshot("u", text, text.index(" x\r") + 2, "c"))
+    assert decision.mode is Mode.SINGLE_LINE

@@ -649,12 +649,11 @@ def first_line_only(text: str, ctx: CompletionContext) -> RuleResult:
     newline = body.find("\n")
     if newline == -1:
         return leading + body, None
-    dropped = body[newline + 1 :]
+    kept, dropped = leading + body[:newline], body[newline + 1 :]
     if not dropped.strip():
-        return leading + body[:newline], None
-    return leading + body[
-        :newline
-    ], f"lines after the first (single-line mode): {dropped.count(chr(10)) + 1}"
+        return kept, None
+    count = len([ln for ln in dropped.split("\n") if ln.strip()])
+    return kept, f"lines after the first (single-line mode): {count}"
 
 
 def fix_indentation(text: str, ctx: CompletionContext) -> RuleResult:
