@@ -162,6 +162,13 @@ class TestProse:
             "The code above iterates over every item in the inventory.",
             "Explanation:",
             "It loops over the items and adds their prices together.",
+            "**Explanation**",
+            "1. First we look up the item.",
+            "- The loop stops at the first match.",
+            "Usage:",
+            "Example output:",
+            "Please note that the function assumes a sorted list.",
+            "To use this function, call it with a path.",
         ],
     )
     def test_prose_lines(self, line: str) -> None:
@@ -183,6 +190,13 @@ class TestProse:
             "const Total = items.length",
             "yield from generate all the items",
             "await Promise.all(tasks);",
+            "**kwargs",
+            "- offset",
+            "default:",
+            "public:",
+            "outer:",
+            "## comment in a shell-ish script",
+            "x = 1. * y",
             "",
         ],
     )

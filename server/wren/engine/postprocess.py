@@ -95,6 +95,10 @@ _PROSE_OPENING = re.compile(
     re.IGNORECASE,
 )
 _CODE_MARKS = re.compile(r"[=;{}\[\]<>]|\w\(|->|::|\w\.\w|^\s*[@#]|\s(?:&&|\|\|)\s")
+_MARKDOWN_PROSE = re.compile(
+    r"^(?:\*\*[^*]+\*\*|\d+\. [A-Z][a-z]+ \w+|[-*] [A-Z][a-z]+ [a-z]+ \w+)"
+)
+_HEADING = re.compile(r"^[A-Z][a-z]+(?: [A-Za-z]+){0,2}:$")
 _PROSE_WORD = re.compile(r"^(?:[A-Za-z][a-z]*(?:'[a-z]+)?|[a-z]+|`[^`]*`|\"[^\"]*\")[,.:;!?]?$")
 _BRACE_KEYWORDS = frozenset(
     [
@@ -571,6 +575,10 @@ def is_prose_line(line: str, language_id: str = "python") -> bool:
         return False
     if _PROSE_OPENING.match(stripped) and not re.search(r"[=;{}]|\w\(", stripped):
         return True
+    if _MARKDOWN_PROSE.match(stripped) and not _CODE_MARKS.search(stripped):
+        return True  # `**Explanation**`, `1. First, ...`, `- The loop ...`
+    if _HEADING.match(stripped) and stripped[:-1] not in _BRACE_KEYWORDS:
+        return True  # `Usage:`, `Example output:`
     words = stripped.split()
     if len(words) < 4:
         return False
