@@ -260,3 +260,13 @@ def test_common_prefix_and_suffix() -> None:
     assert syntax._common_suffix_len(a, b, len(a)) == 9_001
     assert syntax._common_suffix_len("ab", "b", 1) == 1
     assert syntax._common_prefix_len("", "abc") == 0
+
+
+def test_a_parse_past_the_time_limit_is_abandoned(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = load("inventory.py") * 150  # ~400 kB: many progress callbacks
+    monkeypatch.setattr(syntax, "PARSE_TIMEOUT_S", 0.0)
+    assert syntax.parse("python", text) is None
+    assert not syntax.has_error_near("python", text, 10)
+    monkeypatch.setattr(syntax, "PARSE_TIMEOUT_S", 5.0)
+    tree = syntax.parse("python", text)  # the parser is usable again afterwards
+    assert tree is not None and not tree.root_node.has_error

@@ -270,8 +270,9 @@ def _cache_put(grammar: str, text: str, tree: Tree) -> None:
 
 
 def _parse_bytes(
-    parser: Parser, data: bytes, old_tree: Tree | None = None, timeout_s: float = PARSE_TIMEOUT_S
+    parser: Parser, data: bytes, old_tree: Tree | None = None, timeout_s: float | None = None
 ) -> Tree | None:
+    timeout_s = PARSE_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.perf_counter() + timeout_s
     chunk = 1 << 16
 
