@@ -1,4 +1,6 @@
 // Starting, stopping and restarting `<python> -m wren serve` behind a LanguageClient.
+import * as readline from "node:readline";
+import type { Readable } from "node:stream";
 import * as vscode from "vscode";
 import {
   DidChangeConfigurationNotification,
@@ -14,6 +16,7 @@ import { debounceFor, delayUnlessCancelled } from "./pure/debounce";
 import { describeSource, installCommand, type ResolvedInterpreter } from "./pure/interpreter";
 import { isLanguageEnabled, type EnableMap } from "./pure/languages";
 import { buildInitializationOptions, buildServerSettings, schemaKeys, settingsSection, type ConfigurationReader } from "./pure/settings";
+import { ServerLogParser } from "./pure/serverLog";
 import { parseServerStatus } from "./pure/status";
 import type { WrenStatusBar } from "./statusBar";
 
@@ -27,6 +30,19 @@ function configurationReader(): ConfigurationReader {
 /** The wren.* settings as the server gets them (trust-filtered, nested). */
 export function currentServerSettings(): Record<string, unknown> {
   return buildServerSettings(SETTING_KEYS, configurationReader(), vscode.workspace.isTrusted);
+}
+
+function lines(input: Readable, onLine: (line: string) => void): void {
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 }).on("line", onLine);
+}
+
+/** Server stderr -> the Wren channel, each line at the level the server logged it with. */
+function forwardServerLog(input: Readable, out: vscode.LogOutputChannel): void {
+  const parser = new ServerLogParser();
+  lines(input, (line) => {
+    const { level, message } = parser.parse(line);
+    out[level](message);
+  });
 }
 
 type Listener = (client: LanguageClient) => vscode.Disposable[];
@@ -121,6 +137,7 @@ export class WrenServer implements vscode.Disposable {
       outputChannel: this.log,
       traceOutputChannel: this.log,
       revealOutputChannelOn: 4 /* RevealOutputChannelOn.Never */,
+      stdioOptions: { stdout: (input, out) => lines(input, (l) => out.info(l)), stderr: forwardServerLog },
       initializationOptions: buildInitializationOptions(SETTING_KEYS, configurationReader(), trusted),
       synchronize: { configurationSection: "wren" },
       middleware: this.middleware(),

@@ -119,3 +119,21 @@ describe("command arguments and results", () => {
     assert.equal(noEditMessage({ ...r, edit: null, reason: "the code already looks right." }, "fix"), "Wren found no fix: the code already looks right.");
   });
 });
+
+describe("server log forwarding", () => {
+  it("maps Python logging levels and drops the timestamp", async () => {
+    const { ServerLogParser } = await import("../src/pure/serverLog");
+    const p = new ServerLogParser();
+    assert.deepEqual(p.parse("2026-11-23 11:41:01,668 INFO wren.lsp.lifecycle: model ready"), {
+      level: "info",
+      message: "wren.lsp.lifecycle: model ready",
+    });
+    assert.deepEqual(p.parse("2026-11-23 11:41:02,001 WARNING wren.config: Unknown setting"), {
+      level: "warn",
+      message: "wren.config: Unknown setting",
+    });
+    assert.equal(p.parse("ERROR wren.model: could not load").level, "error");
+    assert.deepEqual(p.parse('  File "x.py", line 3, in f'), { level: "error", message: '  File "x.py", line 3, in f' });
+    assert.equal(p.parse("DEBUG: x").level, "debug");
+  });
+});
