@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from urllib.parse import unquote, urlparse
 
 from wren.engine.types import ContextSnippet, Snapshot
@@ -54,15 +55,19 @@ def uri_to_path(uri: str) -> str:
 
 @dataclass
 class _Document:
+    """A stored document. Its token index is built on first use: `update` runs on every
+    keystroke of the active document, which is never compared with itself."""
+
     text: str
     language_id: str
-    lines: list[str]
-    line_tokens: list[frozenset[str]]
 
+    @cached_property
+    def lines(self) -> list[str]:
+        return self.text.split("\n")
 
-def _index(text: str, language_id: str) -> _Document:
-    lines = text.split("\n")
-    return _Document(text, language_id, lines, [tokenize_line(line) for line in lines])
+    @cached_property
+    def line_tokens(self) -> list[frozenset[str]]:
+        return [tokenize_line(line) for line in self.lines]
 
 
 class RecentDocuments:
@@ -87,7 +92,7 @@ class RecentDocuments:
         with self._lock:
             current = self._docs.get(uri)
             if current is None or current.text != text or current.language_id != language_id:
-                current = _index(text, language_id)
+                current = _Document(text, language_id)
             self._docs[uri] = current
             self._docs.move_to_end(uri)
             while len(self._docs) > self.capacity:
