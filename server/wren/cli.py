@@ -155,3 +155,6 @@ def models() -> None:
     for entry in cached:
         table.add_row(entry["name"], entry["size_mb"], entry["source"])
     console.print(table)
+
+
+from wren import cli_actions  # noqa: E402,F401

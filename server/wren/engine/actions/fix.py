@@ -1,0 +1,137 @@
+"""Fix: rewrite the code around a problem, check the rewrite, offer it as an edit."""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from wren.engine.actions.examples import examples_in_code
+from wren.engine.actions.extract import drop_example_usage
+from wren.engine.actions.layout import (
+    dedent,
+    detect_eol,
+    detect_indent_unit,
+    normalize_eol,
+    region_indent,
+    reindent,
+    to_eol,
+)
+from wren.engine.actions.llm import ActionModel
+from wren.engine.actions.loop import (
+    Candidate,
+    Runner,
+    VerifyOptions,
+    run_examples,
+    write_verify_repair,
+)
+from wren.engine.actions.outcome import EditOutcome, minimal_edit, refused
+from wren.engine.actions.prompts import fix_messages
+from wren.engine.actions.regions import (
+    BadInput,
+    Region,
+    check_document,
+    check_region_text,
+    fix_region,
+)
+from wren.engine.actions.verify import CheckResult, python_syntax_error, syntax_error_in
+from wren.engine.types import CancelToken
+
+
+@dataclass(frozen=True)
+class FixRequest:
+    text: str
+    language_id: str
+    start: int  # the selection or the diagnostic's range (start == end: just the cursor)
+    end: int
+    problems: tuple[str, ...] = ()  # diagnostic messages, from any source
+    path: str = ""
+
+
+def problems_in(request: FixRequest, region: Region) -> list[str]:
+    """The given diagnostics plus a syntax error Wren finds in the region itself."""
+    problems = [p.strip() for p in request.problems if p.strip()]
+    text = normalize_eol(request.text)
+    found: str | None = None
+    if request.language_id == "python":
+        err = python_syntax_error(text)
+        if err is not None and region.first_row <= err[0] <= region.last_row + 1:
+            found = f"syntax error on line {err[0] - region.first_row + 1}: {err[1]}"
+    if found is None:
+        err_text = syntax_error_in(request.language_id, text, region.first_row, region.last_row)
+        if err_text is not None:
+            found = err_text
+    if found is not None and not any("syntax" in p.lower() for p in problems):
+        problems.append(found)
+    return problems
+
+
+def _title(problems: list[str], region: Region) -> str:
+    if problems:
+        first = problems[0].split("\n")[0]
+        return "Fix: " + (first if len(first) <= 60 else first[:57] + "...")
+    return f"Fix lines {region.first_row + 1}-{region.last_row + 1}"
+
+
+def _has_top_level_statements_after_defs(code: str) -> bool:
+    return drop_example_usage(code) != code.rstrip() + "\n"
+
+
+def fix(
+    model: ActionModel, request: FixRequest, options: VerifyOptions, cancel: CancelToken
+) -> EditOutcome:
+    """Propose a verified replacement for the code at the request's range (nothing is written)."""
+    text = request.text
+    try:
+        check_document(text, "fix")
+        region = fix_region(request.language_id, text, request.start, request.end)
+        check_region_text(region.text_of(text), "fix")
+    except BadInput as err:
+        return refused(str(err), "Fix")
+    problems = problems_in(request, region)
+    title = _title(problems, region)
+    eol = detect_eol(text)
+    unit = detect_indent_unit(text)
+    original = region.text_of(text)
+    base = region_indent(text, region.start)
+    shown = dedent(normalize_eol(original)).strip("\n") + "\n"
+    keep_trailing_statements = _has_top_level_statements_after_defs(shown)
+    ends_with_break = original.endswith(("\n", "\r"))
+
+    def build(code: str) -> Candidate | str:
+        if request.language_id == "python" and not keep_trailing_statements:
+            code = drop_example_usage(code)
+        code = dedent(normalize_eol(code)).strip("\n")
+        if not code.strip():
+            return "the answer was empty"
+        new_region = reindent(code, base, unit)
+        if ends_with_break:
+            new_region += "\n"
+        new_region = to_eol(new_region, eol)
+        edit = minimal_edit(text, region.start, region.end, new_region)
+        new_document = edit.apply(text)
+        first_row = region.first_row
+        last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
+        return Candidate(edit, new_document, first_row, last_row, code + "\n")
+
+    # The user's examples (docstrings of the original code), not ones the model rewrote.
+    given_examples = examples_in_code(shown) if request.language_id == "python" else []
+
+    def run(candidate: Candidate, cancel: CancelToken) -> CheckResult:
+        names = _defined_names(candidate.code)
+        examples = [e for e in given_examples if any(n in e.call for n in names)]
+        return run_examples(candidate, examples, options, cancel)
+
+    runner: Runner | None = run if options.run_code and request.language_id == "python" else None
+
+    messages = fix_messages(shown, request.language_id, problems)
+    return write_verify_repair(
+        model, messages, request.language_id, text, build, options, cancel, title, runner
+    )
+
+
+def _defined_names(code: str) -> set[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return set()
+    return {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}

@@ -1,0 +1,209 @@
+"""write -> verify -> repair: the loop Fix and Generate share.
+
+Each round asks the model for code, turns it into an edit of the document (indentation, line
+endings), checks the edited document statically (parses, no new undefined names, changes
+something) and, when allowed, runs it (examples, a given test) in the sandbox. A failure is
+told to the model in the next round, up to `max_retries` times. The first verified edit wins;
+when none verifies, the last edit that at least parses is offered, marked unverified, with the
+reason; an edit that does not even parse is never offered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from wren.engine.actions.examples import Example, check_script
+from wren.engine.actions.llm import ActionModel, CodeAnswer, Messages, ask_for_code
+from wren.engine.actions.outcome import Attempt, EditOutcome, ProposedEdit
+from wren.engine.actions.prompts import repair_messages
+from wren.engine.actions.sandbox import run_python
+from wren.engine.actions.verify import CheckResult, check_change
+from wren.engine.types import CancelToken
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How hard to check. `run_code` is only ever true for a trusted workspace."""
+
+    run_code: bool = False
+    timeout_s: float = 5.0
+    max_retries: int = 2
+    memory_mb: int = 1024
+    test_code: str = ""  # extra statements to run after the module (a given test)
+    extra_paths: tuple[str, ...] = ()  # sys.path entries for the run (the file's folder)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    edit: ProposedEdit
+    new_document: str
+    first_row: int
+    last_row: int
+    code: str  # the model's code as shown back to it in a repair round
+
+
+Builder = Callable[[str], "Candidate | str"]
+Runner = Callable[[Candidate, CancelToken], CheckResult]
+
+
+def run_examples(
+    candidate: Candidate,
+    examples: list[Example],
+    options: VerifyOptions,
+    cancel: CancelToken,
+) -> CheckResult:
+    """Run the edited document as a module, then its examples and the given test."""
+    script = check_script(candidate.new_document.replace("\r\n", "\n"), examples, options.test_code)
+    result = run_python(
+        script,
+        timeout_s=options.timeout_s,
+        memory_mb=options.memory_mb,
+        cancelled=lambda: cancel.cancelled,
+        extra_paths=options.extra_paths,
+        run_name="__wren_check__",
+    )
+    cancel.raise_if_cancelled()
+    what = f"{len(examples)} example(s)" if examples else "the module"
+    if options.test_code.strip():
+        what += " and the given test"
+    if result.ok:
+        return CheckResult(True, f"ran {what}", ("run",))
+    return CheckResult(False, f"running {what} failed: {result.reason}", ("run",))
+
+
+def write_verify_repair(
+    model: ActionModel,
+    messages: Messages,
+    language_id: str,
+    old_text: str,
+    build: Builder,
+    options: VerifyOptions,
+    cancel: CancelToken,
+    title: str,
+    runner: Runner | None = None,
+    first_answer: Callable[[], CodeAnswer] | None = None,
+) -> EditOutcome:
+    calls_before = model.calls
+    attempts: list[Attempt] = []
+    offer: tuple[Candidate, str] | None = None  # parses, but failed a later check
+    checks_run: set[str] = set()
+    conversation = messages
+    last_reason = "the model produced no usable code"
+    for round_no in range(1, options.max_retries + 2):
+        cancel.raise_if_cancelled()
+        t0 = time.perf_counter()
+        if round_no == 1 and first_answer is not None:
+            answer = first_answer()
+        else:
+            answer = ask_for_code(model, conversation, language_id, cancel)
+        code = answer.extracted.code
+
+        def record(
+            passed: bool,
+            stage: str,
+            reason: str,
+            edit: ProposedEdit | None = None,
+            code: str | None = code,
+            t0: float = t0,
+            round_no: int = round_no,
+        ) -> None:
+            seconds = time.perf_counter() - t0
+            attempts.append(Attempt(round_no, code, passed, reason, stage, seconds, edit))
+
+        if code is None:
+            last_reason = answer.extracted.reason
+            record(False, "answer", last_reason)
+            conversation = repair_messages(
+                conversation, None, "Your answer had no code", language_id
+            )
+            continue
+        built = build(code)
+        if isinstance(built, str):
+            last_reason = built
+            record(False, "layout", built)
+            conversation = repair_messages(conversation, code, built, language_id)
+            continue
+        static = check_change(
+            language_id, old_text, built.new_document, built.first_row, built.last_row, built.code
+        )
+        checks_run.update(static.checks)
+        if not static.ok:
+            stage = (
+                "syntax"
+                if "does not parse" in static.reason
+                else (
+                    "content"
+                    if "same as the original" in static.reason or "empty" in static.reason
+                    else "names"
+                )
+            )
+            last_reason = static.reason
+            record(False, stage, static.reason, built.edit)
+            if stage == "names":
+                offer = (built, static.reason)
+            conversation = repair_messages(conversation, built.code, static.reason, language_id)
+            continue
+        if runner is not None:
+            ran = runner(built, cancel)
+            checks_run.update(ran.checks)
+            if not ran.ok:
+                last_reason = ran.reason
+                record(False, "run", ran.reason, built.edit)
+                offer = (built, ran.reason)
+                conversation = repair_messages(conversation, built.code, ran.reason, language_id)
+                continue
+        record(True, "ok", "", built.edit)
+        parsed = "syntax" in checks_run  # no grammar for the language: nothing was checked
+        return EditOutcome(
+            edit=built.edit,
+            verified=parsed,
+            reason=_checked_sentence(checks_run)
+            if parsed
+            else "not verified: Wren cannot parse this language to check the change",
+            rounds=round_no,
+            title=title,
+            model_calls=model.calls - calls_before,
+            checks=tuple(sorted(checks_run)),
+            attempts=attempts,
+        )
+    rounds = len(attempts)
+    if offer is not None:
+        candidate, reason = offer
+        return EditOutcome(
+            edit=candidate.edit,
+            verified=False,
+            reason=f"not verified: {reason}",
+            rounds=rounds,
+            title=title,
+            model_calls=model.calls - calls_before,
+            checks=tuple(sorted(checks_run)),
+            attempts=attempts,
+        )
+    return EditOutcome(
+        edit=None,
+        verified=False,
+        reason=last_reason,
+        rounds=rounds,
+        title=title,
+        model_calls=model.calls - calls_before,
+        checks=tuple(sorted(checks_run)),
+        attempts=attempts,
+    )
+
+
+def _checked_sentence(checks: set[str]) -> str:
+    parts = []
+    if "syntax" in checks:
+        parts.append("it parses")
+    if "names" in checks:
+        parts.append("it adds no undefined names")
+    if "run" in checks:
+        parts.append("its examples ran")
+    if not parts:
+        return "no checks are available for this language"
+    return "checked: " + ", ".join(parts)

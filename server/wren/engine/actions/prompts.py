@@ -1,0 +1,145 @@
+"""The words Wren says to the model for Explain, Fix and Generate (and their repair rounds).
+
+Kept short on purpose: small instruct models follow one clear request better than a page of
+rules. Code is shown in fenced blocks; explanations see numbered lines so they can point at
+"line 12".
+"""
+
+from __future__ import annotations
+
+from wren.engine.actions.extract import fence_tag
+from wren.engine.actions.llm import Messages
+
+LANGUAGE_NAMES = {
+    "python": "Python",
+    "javascript": "JavaScript",
+    "javascriptreact": "JavaScript (JSX)",
+    "typescript": "TypeScript",
+    "typescriptreact": "TypeScript (TSX)",
+    "go": "Go",
+    "rust": "Rust",
+    "java": "Java",
+    "c": "C",
+    "cpp": "C++",
+}
+
+
+def language_name(language_id: str) -> str:
+    return LANGUAGE_NAMES.get(language_id, language_id or "code")
+
+
+def number_lines(code: str, first_line: int) -> str:
+    """`code` with 1-based line numbers in front ("12| x = 1"), numbers right-aligned."""
+    lines = code.split("\n")
+    if lines and lines[-1] == "":
+        lines = lines[:-1]
+    width = len(str(first_line + len(lines)))
+    return "\n".join(f"{n:>{width}}| {line}" for n, line in enumerate(lines, start=first_line))
+
+
+def fenced(code: str, language_id: str) -> str:
+    return f"```{fence_tag(language_id)}\n{code.rstrip()}\n```"
+
+
+# -- Explain --------------------------------------------------------------------------------
+
+EXPLAIN_SYSTEM = (
+    "You explain code to a programmer. Be concise and concrete. Refer to the code by its "
+    'line numbers, for example "line 12" or "lines 3-5".'
+)
+
+
+def explain_messages(
+    numbered_code: str, language_id: str, filename: str, first: int, last: int
+) -> Messages:
+    where = f" from {filename}" if filename else ""
+    user = (
+        f"Explain what this {language_name(language_id)} code{where} (lines {first}-{last}) "
+        "does. Start with a one-sentence summary, then explain the important steps, citing "
+        "line numbers.\n\n" + fenced(numbered_code, language_id)
+    )
+    return [{"role": "system", "content": EXPLAIN_SYSTEM}, {"role": "user", "content": user}]
+
+
+# -- Fix ------------------------------------------------------------------------------------
+
+CODE_SYSTEM = "You are an expert {language} programmer. You answer with code only."
+
+
+def _system(language_id: str) -> dict[str, str]:
+    return {"role": "system", "content": CODE_SYSTEM.format(language=language_name(language_id))}
+
+
+def fix_messages(code: str, language_id: str, problems: list[str]) -> Messages:
+    if problems:
+        listed = "\n".join(f"- {p}" for p in problems[:5])
+        ask = f"Fix this {language_name(language_id)} code. The problem:\n{listed}\n\n"
+    else:
+        ask = f"Find and fix the bug in this {language_name(language_id)} code.\n\n"
+    user = (
+        ask
+        + fenced(code, language_id)
+        + "\n\nReply with the whole corrected code in one code block."
+    )
+    return [_system(language_id), {"role": "user", "content": user}]
+
+
+# -- Generate -------------------------------------------------------------------------------
+
+
+def generate_from_function_messages(
+    header_code: str, language_id: str, context: str = "", plan: str = ""
+) -> Messages:
+    """Write the body of a function given its signature and docstring."""
+    user = f"Complete the following {language_name(language_id)} function.\n"
+    if plan:
+        user += f"Follow this plan:\n{plan}\n"
+    code = (context.rstrip() + "\n\n" if context.strip() else "") + header_code
+    user += fenced(code, language_id)
+    return [{"role": "user", "content": user}]
+
+
+def generate_from_comment_messages(
+    request: str, language_id: str, context: str = "", plan: str = ""
+) -> Messages:
+    """Write code for a request written in a comment."""
+    user = f"Write {language_name(language_id)} code that does this: {request.strip()}\n"
+    if context.strip():
+        user += (
+            "\nThe code goes right after this part of the file:\n"
+            + fenced(context, language_id)
+            + "\n"
+        )
+    if plan:
+        user += f"\nFollow this plan:\n{plan}\n"
+    user += "\nReply with only the code, in one code block."
+    return [_system(language_id), {"role": "user", "content": user}]
+
+
+def plan_messages(task: str, language_id: str) -> Messages:
+    """The analyst step: a few numbered steps, no code."""
+    user = (
+        f"In at most 4 short numbered steps, describe how to implement this in "
+        f"{language_name(language_id)}. Do not write code.\n\n{task.strip()}"
+    )
+    return [{"role": "user", "content": user}]
+
+
+# -- Repair ---------------------------------------------------------------------------------
+
+
+def repair_messages(
+    previous: Messages, attempt_code: str | None, problem: str, language_id: str
+) -> Messages:
+    """The conversation so far, the failed attempt, and what went wrong with it."""
+    messages = list(previous)
+    if attempt_code is not None:
+        messages.append({"role": "assistant", "content": fenced(attempt_code, language_id)})
+        user = (
+            f"That code is wrong: {problem.rstrip('.')}.\nWrite the corrected code, "
+            "the whole of it, in one code block."
+        )
+    else:
+        user = f"{problem.rstrip('.')}. Reply with the code in one code block."
+    messages.append({"role": "user", "content": user})
+    return messages

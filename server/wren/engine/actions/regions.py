@@ -1,0 +1,343 @@
+"""What an action works on: the selected lines, the enclosing function, the comment to implement.
+
+Also the checks for input an action should refuse (empty, whitespace, binary, minified).
+Offsets are character offsets into the document text; rows are 0-based.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wren.context.syntax import SourceText, ancestors, language_for, node_at, parse
+from wren.engine.actions.layout import has_long_lines, line_indent, looks_binary
+
+MAX_LINE_CHARS = 5000
+
+# Node types that make a good unit to explain or fix, per grammar.
+_DEFINITIONS: dict[str, frozenset[str]] = {
+    "python": frozenset({"function_definition", "class_definition", "decorated_definition"}),
+    "javascript": frozenset(
+        {
+            "function_declaration",
+            "method_definition",
+            "class_declaration",
+            "arrow_function",
+            "function_expression",
+            "generator_function_declaration",
+        }
+    ),
+    "go": frozenset({"function_declaration", "method_declaration", "type_declaration"}),
+    "rust": frozenset({"function_item", "impl_item", "trait_item", "struct_item", "enum_item"}),
+    "java": frozenset(
+        {
+            "method_declaration",
+            "constructor_declaration",
+            "class_declaration",
+            "interface_declaration",
+            "enum_declaration",
+        }
+    ),
+    "c": frozenset({"function_definition", "struct_specifier"}),
+    "cpp": frozenset({"function_definition", "class_specifier", "struct_specifier"}),
+}
+_DEFINITIONS["typescript"] = _DEFINITIONS["javascript"] | {"interface_declaration"}
+_DEFINITIONS["tsx"] = _DEFINITIONS["typescript"]
+
+_COMMENT_PREFIXES: dict[str, tuple[str, ...]] = {
+    "python": ("#",),
+}
+_DEFAULT_COMMENT = ("//", "/*", "*", "*/")
+
+
+class BadInput(Exception):  # a refusal with a user-facing reason
+    """The input is not something the action can work on; `str(err)` says why."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """Whole lines `start..end` (offsets; `end` after the last line's line break, if any)."""
+
+    start: int
+    end: int
+    first_row: int
+    last_row: int
+    source: str  # "selection" | "definition" | "lines" | "file"
+
+    def text_of(self, text: str) -> str:
+        return text[self.start : self.end]
+
+
+def check_document(text: str, action: str) -> None:
+    """Refuse documents no action can use."""
+    if not text.strip():
+        raise BadInput(f"The file is empty: there is nothing to {action}.")
+    if looks_binary(text):
+        raise BadInput(f"The file looks binary, not source code: Wren does not {action} it.")
+
+
+def check_region_text(region_text: str, action: str) -> None:
+    if not region_text.strip():
+        raise BadInput(f"The selection is empty or only whitespace: there is nothing to {action}.")
+    if looks_binary(region_text):
+        raise BadInput(f"The selection looks binary, not source code: Wren does not {action} it.")
+    if has_long_lines(region_text, MAX_LINE_CHARS):
+        raise BadInput(
+            f"The code has a line longer than {MAX_LINE_CHARS} characters (minified or "
+            f"generated code?): Wren does not {action} it."
+        )
+
+
+def line_start(text: str, offset: int) -> int:
+    return text.rfind("\n", 0, max(0, offset)) + 1
+
+
+def line_end_after_break(text: str, offset: int) -> int:
+    """Offset just after the line break ending the line that holds `offset` (or the end)."""
+    nl = text.find("\n", offset)
+    return len(text) if nl == -1 else nl + 1
+
+
+def row_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, offset))
+
+
+def whole_lines(text: str, start: int, end: int, source: str) -> Region:
+    """The lines that `start..end` touches. A selection ending at column 0 ends the line before."""
+    if end > start and end == line_start(text, end) and end > 0:
+        end -= 1  # "line 3 col 0" selected after a full line: do not take line 3
+    a = line_start(text, start)
+    b = line_end_after_break(text, max(a, end if end > start else start))
+    return Region(a, b, row_of(text, a), row_of(text, max(a, b - 1)), source)
+
+
+def enclosing_definition(language_id: str, text: str, offset: int) -> tuple[int, int] | None:
+    """(start, end) offsets of the innermost function/class around `offset`, decorators included."""
+    grammar = language_for(language_id)
+    tree = parse(language_id, text)
+    if tree is None or grammar is None:
+        return None
+    kinds = _DEFINITIONS.get(grammar, frozenset())
+    src = SourceText(text)
+    probes = [offset]
+    # On a blank line below a body, or at the end of a line, look at the code just before.
+    back = offset
+    while back > 0 and text[back - 1] in " \t\r\n":
+        back -= 1
+    if back != offset and back > 0:
+        probes.append(back - 1)
+    for probe in probes:
+        byte = src.byte_of(probe)
+        for anc in ancestors(node_at(tree, byte)):
+            if anc.type in kinds:
+                node = anc
+                if node.parent is not None and node.parent.type == "decorated_definition":
+                    node = node.parent
+                start, end = src.char_of(node.start_byte), src.char_of(node.end_byte)
+                if probe == offset or row_of(text, end) >= row_of(text, offset) - 1:
+                    return start, end
+                break
+    return None
+
+
+def explain_region(language_id: str, text: str, start: int, end: int) -> Region:
+    """The selection as whole lines; with no selection, the enclosing definition, else the file."""
+    if end > start:
+        return whole_lines(text, start, end, "selection")
+    found = enclosing_definition(language_id, text, start)
+    if found is not None:
+        return whole_lines(text, found[0], found[1], "definition")
+    return whole_lines(text, 0, len(text), "file")
+
+
+MAX_FIX_LINES = 120
+FIX_CONTEXT_LINES = 6
+
+
+def fix_region(language_id: str, text: str, start: int, end: int) -> Region:
+    """What a fix rewrites: the selected lines, else the enclosing definition (if not huge),
+    else a few lines around the problem."""
+    if end > start and text[start:end].strip():
+        selected = whole_lines(text, start, end, "selection")
+        inner = enclosing_definition(language_id, text, start)
+        if inner is not None and selected.last_row == selected.first_row:
+            # A diagnostic's range is usually one token: rewrite its function, not one line.
+            region = whole_lines(text, inner[0], inner[1], "definition")
+            if region.last_row - region.first_row < MAX_FIX_LINES:
+                return region
+        return selected
+    found = enclosing_definition(language_id, text, start)
+    if found is not None:
+        region = whole_lines(text, found[0], found[1], "definition")
+        if region.last_row - region.first_row < MAX_FIX_LINES:
+            return region
+    row = row_of(text, start)
+    starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            starts.append(i + 1)
+    first = max(0, row - FIX_CONTEXT_LINES)
+    last = min(len(starts) - 1, row + FIX_CONTEXT_LINES)
+    a = starts[first]
+    b = starts[last + 1] if last + 1 < len(starts) else len(text)
+    return Region(a, b, first, max(first, row_of(text, max(a, b - 1))), "lines")
+
+
+# -- Generate -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerateSpec:
+    """What to generate and where it goes."""
+
+    kind: str  # "comment" | "docstring"
+    request: str  # the comment text, or the function's signature + docstring
+    insert_start: int  # the edit replaces text[insert_start:insert_end] (usually empty)
+    insert_end: int
+    indent: str  # indentation of the generated code
+    function_name: str = ""  # docstring kind: the function whose body is written
+    header_code: str = ""  # docstring kind: the function's signature and docstring, as code
+    context: str = ""  # code before the spec (for the prompt), already cut to a few lines
+    needs_leading_eol: bool = False  # the spec is on the last line, which has no line break
+
+
+def comment_prefixes(language_id: str) -> tuple[str, ...]:
+    return _COMMENT_PREFIXES.get(language_id, _DEFAULT_COMMENT)
+
+
+def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+    pos = 0
+    for line in text.split("\n"):
+        out.append((pos, line.rstrip("\r")))
+        pos += len(line) + 1
+    return out
+
+
+def _strip_comment(line: str, prefixes: tuple[str, ...]) -> str:
+    s = line.strip()
+    for p in sorted(prefixes, key=len, reverse=True):
+        if s.startswith(p):
+            s = s[len(p) :]
+            break
+    return s.strip().removesuffix("*/").strip()
+
+
+CONTEXT_LINES = 12
+
+
+def _context_before(lines: list[tuple[int, str]], row: int) -> str:
+    chunk = [line for _, line in lines[max(0, row - CONTEXT_LINES) : row]]
+    while chunk and not chunk[0].strip():
+        chunk.pop(0)
+    return "\n".join(chunk).rstrip()
+
+
+def find_generate_spec(language_id: str, text: str, offset: int) -> GenerateSpec:
+    """The comment at/above the cursor, or the docstring of the function around the cursor."""
+    lines = _lines_with_offsets(text)
+    row = row_of(text, offset)
+    prefixes = comment_prefixes(language_id)
+
+    def is_comment(r: int) -> bool:
+        s = lines[r][1].strip()
+        return bool(s) and any(s.startswith(p) for p in prefixes)
+
+    # The cursor's line, or the nearest non-blank line above it.
+    probe = row
+    while probe >= 0 and not lines[probe][1].strip():
+        probe -= 1
+    if probe >= 0 and is_comment(probe):
+        first = last = probe
+        while first > 0 and is_comment(first - 1):
+            first -= 1
+        while last + 1 < len(lines) and is_comment(last + 1):
+            last += 1
+        request = " ".join(
+            _strip_comment(lines[r][1], prefixes) for r in range(first, last + 1)
+        ).strip()
+        if not request:
+            raise BadInput("The comment above the cursor is empty: describe the code to write.")
+        insert = line_end_after_break(text, lines[last][0])
+        eol_missing = insert == len(text) and not text.endswith("\n")
+        return GenerateSpec(
+            kind="comment",
+            request=request,
+            insert_start=insert,
+            insert_end=insert,
+            indent=line_indent(lines[first][1]),
+            context=_context_before(lines, first),
+            needs_leading_eol=eol_missing,
+        )
+    if language_id == "python":
+        spec = _docstring_spec(text, offset)
+        if spec is not None:
+            return spec
+    raise BadInput(
+        "Put the cursor on or below a comment that describes the code to generate"
+        + (", or inside a function that has only a docstring." if language_id == "python" else ".")
+    )
+
+
+def _docstring_spec(text: str, offset: int) -> GenerateSpec | None:
+    tree = parse("python", text)
+    if tree is None:
+        return None
+    src = SourceText(text)
+    back = offset
+    while back > 0 and text[back - 1] in " \t\r\n":
+        back -= 1
+    for probe in (offset, back - 1):
+        if probe < 0:
+            continue
+        for anc in ancestors(node_at(tree, src.byte_of(probe))):
+            if anc.type != "function_definition":
+                continue
+            body = anc.child_by_field_name("body")
+            name_node = anc.child_by_field_name("name")
+            if body is None or name_node is None or not body.named_children:
+                return None
+            stmts = [c for c in body.named_children if c.type != "comment"]
+            if not stmts:
+                return None
+            doc = stmts[0]
+            is_doc = doc.type == "expression_statement" and any(
+                c.type == "string" for c in doc.named_children
+            )
+            if not is_doc:
+                return None
+            rest = stmts[1:]
+            stub = all(
+                s.type == "pass_statement"
+                or (s.type == "expression_statement" and (s.text or b"").strip() == b"...")
+                for s in rest
+            )
+            if not stub:
+                return None
+            doc_end = src.char_of(doc.end_byte)
+            insert = line_end_after_break(text, doc_end)
+            end = insert
+            if rest:
+                end = line_end_after_break(text, src.char_of(rest[-1].end_byte))
+            def_start = line_start(text, src.char_of(anc.start_byte))
+            header = text[def_start:insert].replace("\r\n", "\n")
+            if not header.endswith("\n"):
+                header += "\n"
+            before = text[:def_start].replace("\r\n", "\n")
+            context_lines = [line for line in before.split("\n") if line.strip()]
+            context = "\n".join(context_lines[-40:]) if len(before) < 4000 else ""
+            return GenerateSpec(
+                kind="docstring",
+                request=header,
+                insert_start=insert,
+                insert_end=end,
+                indent=_indent_at(text, src.char_of(doc.start_byte)),
+                function_name=(name_node.text or b"").decode("utf-8", "replace"),
+                header_code=header,
+                context=context,
+            )
+    return None
+
+
+def _indent_at(text: str, offset: int) -> str:
+    start = line_start(text, offset)
+    return line_indent(text[start : offset + 1])

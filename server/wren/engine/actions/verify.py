@@ -1,0 +1,185 @@
+"""Static checks a proposed change must pass before Wren offers it.
+
+- it parses: no tree-sitter ERROR/MISSING node in the changed lines (any supported language),
+  and for Python the document compiles (a syntax error elsewhere that was already there is
+  not the change's fault);
+- it introduces no new undefined names (Python): names the new document reads but defines
+  nowhere (module, enclosing scopes, builtins, imports), which did not already appear in the
+  old document's code;
+- it changes something, and it is not an empty stub.
+
+Running the code (doctests, examples, a given test) lives in `sandbox` / `examples`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import io
+import re
+import symtable
+import tokenize
+from dataclasses import dataclass
+
+from wren.context.syntax import SourceText, iter_error_nodes, language_for, parse
+
+_BUILTINS = frozenset(dir(builtins)) | frozenset(
+    {
+        "__name__",
+        "__file__",
+        "__doc__",
+        "__builtins__",
+        "__spec__",
+        "__loader__",
+        "__package__",
+        "__path__",
+        "__annotations__",
+        "__dict__",
+        "__module__",
+        "__qualname__",
+        "__class__",
+        "__debug__",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    reason: str = ""  # for the user and, on failure, fed back to the model
+    checks: tuple[str, ...] = ()  # which checks ran ("syntax", "names", ...)
+
+
+def syntax_error_in(
+    language_id: str, text: str, first_row: int, last_row: int, old_text: str | None = None
+) -> str | None:
+    """A sentence about the first parse error the change is responsible for, or None.
+
+    An error in rows `first_row..last_row` (0-based) always counts; for Python, so does any
+    compile error when the old document (`old_text`) compiled. None also when the language
+    has no grammar (nothing can be said).
+    """
+    if language_id == "python":
+        err = python_syntax_error(text)
+        old_ok = old_text is not None and python_syntax_error(old_text) is None
+        if err is not None and (old_ok or first_row <= err[0] <= last_row + 1):
+            return f"line {err[0] + 1}: {err[1]}"
+    tree = parse(language_id, text)
+    if tree is None:
+        return None
+    node = next(iter_error_nodes(tree.root_node, first_row, last_row), None)
+    if node is None:
+        return None
+    row = node.start_point.row
+    src = SourceText(text)
+    snippet = text[src.char_of(node.start_byte) : src.char_of(node.end_byte)].strip()
+    snippet = snippet.split("\n")[0][:40]
+    what = "missing " + node.type if node.is_missing else "syntax error"
+    near = f" near `{snippet}`" if snippet else ""
+    return f"line {row + 1}: {what}{near}"
+
+
+def python_syntax_error(text: str) -> tuple[int, str] | None:
+    """(0-based row, message) of the first Python syntax error, or None when it compiles."""
+    try:
+        compile(text, "<wren>", "exec", dont_inherit=True)
+    except SyntaxError as err:
+        row = max(0, (err.lineno or 1) - 1)
+        return row, err.msg or "invalid syntax"
+    except (ValueError, OverflowError, RecursionError) as err:  # NUL bytes, huge literals
+        return 0, str(err)
+    return None
+
+
+def _walk(table: symtable.SymbolTable) -> list[symtable.SymbolTable]:
+    out = [table]
+    for child in table.get_children():
+        out.extend(_walk(child))
+    return out
+
+
+def undefined_names(code: str) -> set[str] | None:
+    """Names `code` reads that nothing defines; None when it does not compile or uses `import *`."""
+    try:
+        top = symtable.symtable(code, "<wren>", "exec")
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    tables = _walk(top)
+    defined: set[str] = set()
+    for sym in top.get_symbols():
+        if sym.is_assigned() or sym.is_imported() or sym.is_namespace() or sym.is_parameter():
+            defined.add(sym.get_name())
+        if sym.get_name() == "*":
+            return None
+    for table in tables[1:]:
+        for sym in table.get_symbols():
+            if sym.is_declared_global() and sym.is_assigned():
+                defined.add(sym.get_name())
+            if sym.get_name() == "*":
+                return None
+    used: set[str] = set()
+    for table in tables:
+        for sym in table.get_symbols():
+            if not sym.is_referenced():
+                continue
+            name = sym.get_name()
+            if table is top:
+                if not (sym.is_assigned() or sym.is_imported()):
+                    used.add(name)
+            elif sym.is_global() or (table.get_type() == "class" and not sym.is_local()):
+                used.add(name)
+    return {n for n in used - defined if n not in _BUILTINS}
+
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def code_identifiers(code: str) -> set[str]:
+    """Identifiers in `code` outside comments (tokenized; a regex fallback for broken code)."""
+    names: set[str] = set()
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(code).readline):
+            if tok.type == tokenize.NAME:
+                names.add(tok.string)
+            elif tok.type == tokenize.STRING:
+                names.update(_IDENT.findall(tok.string))
+        return names
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        stripped = re.sub(r"#[^\n]*", "", code)
+        return set(_IDENT.findall(stripped))
+
+
+def new_undefined_names(old_text: str, new_text: str) -> list[str]:
+    """Undefined names in `new_text` that the old document's code never mentioned."""
+    now = undefined_names(new_text)
+    if not now:
+        return []
+    known = code_identifiers(old_text)
+    return sorted(n for n in now if n not in known)
+
+
+def check_change(
+    language_id: str,
+    old_text: str,
+    new_text: str,
+    first_row: int,
+    last_row: int,
+    new_code: str,
+) -> CheckResult:
+    """Static checks on the document after the change (`first_row..last_row` = changed rows)."""
+    checks: list[str] = []
+    if not new_code.strip():
+        return CheckResult(False, "the proposed code is empty", ("content",))
+    if new_text == old_text:
+        return CheckResult(False, "the proposed code is the same as the original", ("content",))
+    if language_for(language_id) is not None:
+        checks.append("syntax")
+        err = syntax_error_in(language_id, new_text, first_row, last_row, old_text)
+        if err is not None:
+            return CheckResult(False, f"the result does not parse ({err})", tuple(checks))
+    if language_id == "python":
+        checks.append("names")
+        missing = new_undefined_names(old_text, new_text)
+        if missing:
+            names = ", ".join(f"`{n}`" for n in missing[:5])
+            return CheckResult(False, f"it uses undefined names: {names}", tuple(checks))
+    return CheckResult(True, "", tuple(checks))
