@@ -24,6 +24,8 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # pygls logs every message at INFO; keep the output channel readable.
+    logging.getLogger("pygls").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def protect_stdout() -> tuple[object, object]:
@@ -63,8 +65,11 @@ def _load_with_progress(model: str, device: str, quantize: str = "none"):  # typ
     from wren.model.loading import load_model
 
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-        console=err_console, transient=True,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
     ) as bar:
         task = bar.add_task("Loading model", total=100)
 
@@ -109,14 +114,22 @@ def complete(
         err_console.print(f"[red]{err}")
         raise typer.Exit(1) from err
     engine = CompletionEngine(TransformersBackend(loaded), loaded.card)
-    snapshot = Snapshot(uri=file.resolve().as_uri(), text=text, offset=offset, language_id=lang,
-                        path=str(file.resolve()))
+    snapshot = Snapshot(
+        uri=file.resolve().as_uri(),
+        text=text,
+        offset=offset,
+        language_id=lang,
+        path=str(file.resolve()),
+    )
     details = CompletionDetails(uri=snapshot.uri, line=line, character=col, version=0)
     t0 = time.perf_counter()
-    outcome = engine.complete(snapshot, Settings(), CancelToken(), details,
-                              str(file.resolve().parent))
+    outcome = engine.complete(
+        snapshot, Settings(), CancelToken(), details, str(file.resolve().parent)
+    )
     elapsed = time.perf_counter() - t0
-    sys.stdout.write(outcome.text + ("\n" if outcome.text and not outcome.text.endswith("\n") else ""))
+    sys.stdout.write(
+        outcome.text + ("\n" if outcome.text and not outcome.text.endswith("\n") else "")
+    )
     if show_details or not outcome.text:
         err_console.print(f"decision: {details.decision} ({details.mode}) — {details.reason}")
     if show_details:
@@ -127,9 +140,18 @@ def complete(
 
 def _language_from_suffix(suffix: str) -> str:
     return {
-        ".py": "python", ".js": "javascript", ".ts": "typescript", ".tsx": "typescriptreact",
-        ".go": "go", ".rs": "rust", ".java": "java", ".c": "c", ".h": "c", ".cpp": "cpp",
-        ".cc": "cpp", ".hpp": "cpp",
+        ".py": "python",
+        ".js": "javascript",
+        ".ts": "typescript",
+        ".tsx": "typescriptreact",
+        ".go": "go",
+        ".rs": "rust",
+        ".java": "java",
+        ".c": "c",
+        ".h": "c",
+        ".cpp": "cpp",
+        ".cc": "cpp",
+        ".hpp": "cpp",
     }.get(suffix.lower(), "plaintext")
 
 

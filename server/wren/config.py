@@ -155,6 +155,8 @@ def parse_settings(raw: dict[str, Any] | None) -> tuple[Settings, list[str]]:
     if not raw:
         return Settings(), problems
     if not isinstance(raw, dict):
-        return Settings(), [f"Settings must be an object, got {type(raw).__name__}; using defaults."]
+        return Settings(), [
+            f"Settings must be an object, got {type(raw).__name__}; using defaults."
+        ]
     settings = _build(Settings, _nest(raw), "wren", problems)
     return settings, problems

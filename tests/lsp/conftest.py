@@ -6,6 +6,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 import pytest_lsp
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 HERE = Path(__file__).parent
@@ -33,8 +35,12 @@ def server_config(**extra_env: str) -> ClientServerConfig:
     )
 
 
-def init_params(settings: dict[str, Any] | None = None, root: Path | None = None,
-                encodings: list[str] | None = None, trusted: bool = True) -> types.InitializeParams:
+def init_params(
+    settings: dict[str, Any] | None = None,
+    root: Path | None = None,
+    encodings: list[str] | None = None,
+    trusted: bool = True,
+) -> types.InitializeParams:
     caps = client_capabilities("visual-studio-code")
     if encodings is not None:
         caps.general = types.GeneralClientCapabilities(
@@ -70,7 +76,10 @@ async def wait_ready(client: LanguageClient, timeout: float = 600) -> dict[str, 
 @pytest_lsp.fixture(scope="session", config=server_config())
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     """One real server with the default model for the whole session."""
-    await lsp_client.initialize_session(init_params(root=HERE / "workspace"))
+    # Correctness, not speed: a generous time budget so a loaded CI machine can't cut a
+    # suggestion short (latency is measured by scripts/bench_latency.py instead).
+    settings = {"completion": {"timeBudgetMs": 20000}}
+    await lsp_client.initialize_session(init_params(settings, root=HERE / "workspace"))
     st = await wait_ready(lsp_client)
     assert st["state"] == "ready", st
     yield
@@ -85,23 +94,26 @@ def netblock_log() -> Path:
 _counter = 0
 
 
-def open_doc(client: LanguageClient, text: str, language: str = "python",
-             name: str | None = None) -> str:
+def open_doc(
+    client: LanguageClient, text: str, language: str = "python", name: str | None = None
+) -> str:
     """didOpen a document with a fresh URI; returns the URI."""
     global _counter
     _counter += 1
     uri = (HERE / "workspace" / (name or f"doc_{_counter}.py")).as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id=language, version=1,
-                                                 text=text)
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language, version=1, text=text
+            )
         )
     )
     return uri
 
 
-async def inline(client: LanguageClient, uri: str, line: int, character: int
-                 ) -> types.InlineCompletionList | list[types.InlineCompletionItem] | None:
+async def inline(
+    client: LanguageClient, uri: str, line: int, character: int
+) -> types.InlineCompletionList | list[types.InlineCompletionItem] | None:
     return await client.text_document_inline_completion_async(
         types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
@@ -111,6 +123,41 @@ async def inline(client: LanguageClient, uri: str, line: int, character: int
             ),
         )
     )
+
+
+def inline_request(
+    client: LanguageClient, uri: str, line: int, character: int
+) -> tuple[str, asyncio.Future[Any]]:
+    """Send an inline completion request with a known id, so a test can cancel it on the wire.
+
+    (Cancelling the client-side future instead makes pygls's client fail when the server's
+    RequestCancelled answer arrives, so tests send `$/cancelRequest` themselves.)
+    """
+    msg_id = f"req-{uuid.uuid4().hex[:12]}"
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=line, character=character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+    fut = client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+    return msg_id, asyncio.wrap_future(fut)
+
+
+def cancel_request(client: LanguageClient, msg_id: str) -> None:
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+
+
+REQUEST_CANCELLED = -32800
+
+
+async def outcome(fut: asyncio.Future[Any]) -> tuple[str, Any]:
+    """("result", value) or ("error", code) for a request future."""
+    try:
+        return "result", await fut
+    except JsonRpcException as err:
+        return "error", err.code
 
 
 async def last_details(client: LanguageClient, uri: str) -> dict[str, Any]:

@@ -21,7 +21,9 @@ async def test_unknown_document(client: LanguageClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("line", "character"), [(0, 500), (40, 0), (10_000, 10_000)], ids=["past-eol", "past-eof", "far"]
+    ("line", "character"),
+    [(0, 500), (40, 0), (10_000, 10_000)],
+    ids=["past-eol", "past-eof", "far"],
 )
 async def test_positions_past_the_end(client: LanguageClient, line: int, character: int) -> None:
     uri = open_doc(client, "def add(a, b):\n    return a + b\n")

@@ -110,7 +110,9 @@ async def test_modeling_file_in_folder_never_runs(tmp_path: Path) -> None:
 async def test_corrupt_gguf(tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(content)
-    async with started({"model": {"path": str(bad)}}, WREN_CACHE_DIR=str(tmp_path / "cache")) as client:
+    async with started(
+        {"model": {"path": str(bad)}}, WREN_CACHE_DIR=str(tmp_path / "cache")
+    ) as client:
         st = await wait_ready(client)
         assert st["state"] == "error"
         assert "broken.gguf" in st["message"]

@@ -33,7 +33,7 @@ def test_newer_job_with_same_key_cancels_older() -> None:
     log: list[str] = []
     active, peak = [0], [0]
     gate = threading.Event()
-    blocker, _ = sched.submit(lambda c: gate.wait(5), INTERACTIVE)
+    _blocker, _ = sched.submit(lambda c: gate.wait(5), INTERACTIVE)
     old, _ = sched.submit(steps(5, log, "old", active, peak), INTERACTIVE, key="doc")
     new, _ = sched.submit(steps(5, log, "new", active, peak), INTERACTIVE, key="doc")
     gate.set()

@@ -86,7 +86,10 @@ class Document:
         return line, units_len(self.text[start:offset], encoding)
 
     def apply_change(
-        self, start: tuple[int, int] | None, end: tuple[int, int] | None, new_text: str,
+        self,
+        start: tuple[int, int] | None,
+        end: tuple[int, int] | None,
+        new_text: str,
         encoding: str = UTF16,
     ) -> None:
         """Apply one content change; `start`/`end` None means a full replacement."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from wren.config import Settings
@@ -66,6 +66,40 @@ class CompletionOutcome:
     text: str
     details: CompletionDetails
     replace_line_suffix: bool = False  # the item's range covers the auto-closers it re-typed
+
+
+def healing_text(snapshot: Snapshot) -> str:
+    """Text to take off the end of the prompt so it ends on a natural token boundary.
+
+    Tokenizers merge a line break with the next line's indentation ("\\n" + 7 spaces, then
+    " if"). A prompt ending in the user's indentation, or in a bare line break, is a token
+    sequence the model never saw, and it answers with misaligned lines or stray comments.
+    So when the cursor line holds only indentation, the prompt ends before the line break
+    and the model writes the break and the indentation itself; `unheal` takes them off again.
+    """
+    ws = snapshot.line_prefix
+    if not ws or not ws.isspace():
+        return ""
+    start = snapshot.offset - len(ws)
+    for eol in ("\r\n", "\n", "\r"):
+        if snapshot.text.endswith(eol, 0, start):
+            return eol + ws
+    return ws
+
+
+def unheal(raw: str, healed: str) -> str:
+    """The model's output as seen from the cursor, given what `healing_text` removed."""
+    if not healed or raw.startswith(healed):
+        return raw[len(healed) :]
+    body = raw.lstrip(" \t")
+    if healed[0] in "\r\n":
+        if not body.startswith(("\n", "\r")):
+            # The model went on with the previous line first: that part is not ours to insert.
+            nl = body.find("\n")
+            return body[nl + 1 :].lstrip(" \t") if nl != -1 else ""
+        body = body.lstrip("\r\n")
+    # A different indentation than the user typed: the cursor's indentation stands.
+    return body.lstrip(" \t")
 
 
 class CompletionEngine:
@@ -132,9 +166,15 @@ class CompletionEngine:
             style = self.card.context_style
             context = format_context(snippets, style, comment_prefix_for(snapshot.language_id))
         details.context = [f"{s.source}: {s.path}" for s in snippets]
+        healed = healing_text(snapshot)
+        prompt_snapshot = replace(snapshot, offset=snapshot.offset - len(healed))
         with timer.stage("prompt"):
             prompt = build_completion_prompt(
-                snapshot, self.card, self.count_tokens, settings.completion.contextTokens, context
+                prompt_snapshot,
+                self.card,
+                self.count_tokens,
+                settings.completion.contextTokens,
+                context,
             )
         single = mode is Mode.SINGLE_LINE
         params = GenerationParams(
@@ -152,9 +192,10 @@ class CompletionEngine:
         details.prompt_tokens, details.cached_tokens = result.prompt_tokens, result.cached_tokens
         details.generated_tokens, details.stop_reason = result.tokens, result.stop_reason
         details.raw_output, details.source = result.text, "model"
+        raw = unheal(result.text, healed)
         with timer.stage("postprocess"):
             cleaned = clean_completion(
-                result.text, snapshot, mode, self.backend.special_tokens(), params.stop
+                raw, snapshot, mode, self.backend.special_tokens(), params.stop
             )
         details.removed = list(cleaned.removed)
         details.completion = cleaned.text

@@ -6,13 +6,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from wren.errors import GenerationCancelled
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     """What kind of completion the cursor position calls for."""
 
     NONE = "none"

@@ -50,7 +50,10 @@ def register(server: WrenServer) -> None:
         uri = params.text_document.uri
         pos = params.position
         details = CompletionDetails(
-            uri=uri, line=pos.line, character=pos.character, version=-1,
+            uri=uri,
+            line=pos.line,
+            character=pos.character,
+            version=-1,
             request_id=uuid.uuid4().hex[:8],
         )
         ls.last_details[uri] = details
@@ -71,8 +74,12 @@ def register(server: WrenServer) -> None:
             return EMPTY
         offset = doc.offset_at(pos.line, pos.character, ls.encoding)
         snapshot = Snapshot(
-            uri=uri, text=doc.text, offset=offset, language_id=doc.language_id,
-            version=doc.version, path=fs_path(uri),
+            uri=uri,
+            text=doc.text,
+            offset=offset,
+            language_id=doc.language_id,
+            version=doc.version,
+            path=fs_path(uri),
         )
         ls.scheduler.cancel_background()
         delay = adaptive_debounce(ls, uri)
@@ -109,7 +116,10 @@ def register(server: WrenServer) -> None:
             ls.stats.errors += 1
             return EMPTY
         log.info(
-            "completion %s %s %s in %s", details.request_id, details.decision, details.mode,
+            "completion %s %s %s in %s",
+            details.request_id,
+            details.decision,
+            details.mode,
             {k: round(v) for k, v in details.timings_ms.items()},
         )
         if not outcome.text:

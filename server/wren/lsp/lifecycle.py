@@ -102,11 +102,19 @@ def _load_model(ls: WrenServer, key: tuple[str, str, str]) -> None:
             if doc is not None:
                 ls.engine.recent.update(doc.uri, doc.text, doc.language_id)
         cache_note = "from cache" if loaded.from_cache else "converted"
-        log.info("model %s ready on %s in %.1fs (%s)", loaded.name, loaded.device,
-                 loaded.load_s, cache_note)
+        log.info(
+            "model %s ready on %s in %.1fs (%s)",
+            loaded.name,
+            loaded.device,
+            loaded.load_s,
+            cache_note,
+        )
         ls.set_model_state(
-            state="ready", model=loaded.name, device=f"{loaded.device} {loaded.dtype}",
-            message=f"{loaded.name} ready ({loaded.load_s:.1f}s, {cache_note})", progress=None,
+            state="ready",
+            model=loaded.name,
+            device=f"{loaded.device} {loaded.dtype}",
+            message=f"{loaded.name} ready ({loaded.load_s:.1f}s, {cache_note})",
+            progress=None,
         )
         _end_progress(ls, token, progress_ok, "Model ready")
 

@@ -56,9 +56,7 @@ def check_gguf_file(path: Path) -> None:
 
     try:
         reader = GGUFReader(str(path))
-        end = max(
-            (int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0
-        )
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
     except Exception as err:  # the reader raises many kinds on damaged files
         raise ModelLoadError(
             f"{path.name} is a damaged or truncated GGUF file ({type(err).__name__}: {err})."

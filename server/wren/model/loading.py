@@ -114,9 +114,7 @@ def _check_folder(folder: Path) -> ModelSource:
         ggufs = sorted(folder.glob("*.gguf"))
         if ggufs:
             return ModelSource("gguf", ggufs[0], ggufs[0].stem)
-        raise ModelLoadError(
-            f"{folder} has no config.json: it is not a Hugging Face model folder."
-        )
+        raise ModelLoadError(f"{folder} has no config.json: it is not a Hugging Face model folder.")
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
         pickles = [p for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
@@ -257,7 +255,7 @@ def _from_folder(folder: Path, device: str, dtype: Any) -> tuple[Any, Any]:
         use_safetensors=True,
         dtype=dtype,
     )
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]  # transformers' stub types `to` oddly
     model.eval()
     return model, tokenizer
 
@@ -335,6 +333,12 @@ def cached_models() -> list[dict[str, str]]:
         if entry.is_dir() and meta.is_file():
             info = json.loads(meta.read_text())
             size = sum(f.stat().st_size for f in entry.iterdir() if f.is_file())
-            out.append({"name": info["name"], "source": info["source"], "cache": str(entry),
-                        "size_mb": f"{size / 1e6:.0f}"})
+            out.append(
+                {
+                    "name": info["name"],
+                    "source": info["source"],
+                    "cache": str(entry),
+                    "size_mb": f"{size / 1e6:.0f}",
+                }
+            )
     return out

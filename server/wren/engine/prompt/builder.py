@@ -49,7 +49,11 @@ def _stable_window_start(prefix: str, max_chars: int) -> int:
     if quantized >= len(line_starts):
         quantized = len(line_starts) - 1
     start = line_starts[quantized]
-    if len(prefix) - start > max_chars or start == line_starts[-1] and len(prefix) - start > max_chars:
+    if (
+        len(prefix) - start > max_chars
+        or (start == line_starts[-1]
+        and len(prefix) - start > max_chars)
+    ):
         start = len(prefix) - max_chars
     return start
 
