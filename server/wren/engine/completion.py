@@ -56,6 +56,10 @@ class CompletionDetails:
     context: list[str] = field(default_factory=list)
     source: str = ""  # model | cache
     request_id: str = ""
+    new_tokens: int = 0  # prompt tokens the model had to run (prompt - cached)
+    decode_tokens_per_s: float = 0.0
+    drafted_tokens: int = 0  # prompt-lookup draft tokens proposed / accepted
+    accepted_tokens: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,6 +195,11 @@ class CompletionEngine:
         details.timings_ms.setdefault("generate", (time.perf_counter() - t0) * 1000)
         details.prompt_tokens, details.cached_tokens = result.prompt_tokens, result.cached_tokens
         details.generated_tokens, details.stop_reason = result.tokens, result.stop_reason
+        details.new_tokens = result.prompt_tokens - result.cached_tokens
+        if result.decode_s > 0:
+            details.decode_tokens_per_s = result.tokens / result.decode_s
+        details.drafted_tokens = int(getattr(result, "drafted", 0))
+        details.accepted_tokens = int(getattr(result, "accepted", 0))
         details.raw_output, details.source = result.text, "model"
         raw = unheal(result.text, healed)
         with timer.stage("postprocess"):
@@ -208,3 +217,36 @@ class CompletionEngine:
         details.decision = "complete"
         self.cache.remember(snapshot.uri, snapshot.prefix, line_suffix, cleaned.text)
         return CompletionOutcome(cleaned.text, details)
+
+    def prefill(
+        self,
+        snapshot: Snapshot,
+        settings: Settings,
+        cancel: CancelToken,
+        workspace_root: str | None = None,
+    ) -> int:
+        """Run the prompt a request at this cursor would send, without decoding (background).
+
+        Builds the prompt exactly as `complete` does, so the request that follows finds its
+        tokens in the document's KV cache slot. Returns the number of prompt tokens computed;
+        0 when the backend cannot prefill.
+        """
+        prefill = getattr(self.backend, "prefill", None)
+        if prefill is None:
+            return 0
+        mode, _ = self.decide(snapshot, settings)
+        snippets = self.gather_context(snapshot, settings, workspace_root)
+        context = format_context(
+            snippets, self.card.context_style, comment_prefix_for(snapshot.language_id)
+        )
+        healed = healing_text(snapshot)
+        prompt = build_completion_prompt(
+            replace(snapshot, offset=snapshot.offset - len(healed)),
+            self.card,
+            self.count_tokens,
+            settings.completion.contextTokens,
+            context,
+        )
+        max_new = min(settings.completion.maxTokens, 48 if mode is Mode.SINGLE_LINE else 160)
+        result = prefill(prompt.text, snapshot.uri, cancel, max_new_tokens=max_new)
+        return int(result.prompt_tokens - result.cached_tokens)

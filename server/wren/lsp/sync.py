@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from wren.engine.scheduler import BACKGROUND
+from wren.engine.types import CancelToken, Snapshot
+from wren.errors import GenerationCancelled
 from wren.lsp.server import WrenServer
 
 log = logging.getLogger(__name__)
@@ -21,6 +25,7 @@ def register(server: WrenServer) -> None:
         ls.documents.open(td.uri, td.text, td.version, td.language_id)
         if ls.engine is not None and len(td.text) <= MAX_NEIGHBOR_CHARS:
             ls.engine.recent.update(td.uri, td.text, td.language_id)
+        schedule_prefill(ls, td.uri, len(td.text))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: WrenServer, params: types.DidChangeTextDocumentParams) -> None:
@@ -48,6 +53,36 @@ def register(server: WrenServer) -> None:
         if ls.engine is not None:
             ls.engine.cache.forget(uri)
             ls.engine.recent.remove(uri)
+
+
+def schedule_prefill(ls: WrenServer, uri: str, offset: int) -> None:
+    """Background job: run the prompt for a cursor at `offset` into the document's KV slot.
+
+    Lowest priority, one per document (a newer one supersedes it), cancelled by any real
+    request (`Scheduler.cancel_background`). On didOpen the cursor is not known: the end of
+    the document is used, which covers every cursor of a file that fits the prompt window.
+    """
+    engine, doc = ls.engine, ls.documents.get(uri)
+    if engine is None or doc is None or not ls.settings.language_enabled(doc.language_id):
+        return
+    snapshot = Snapshot(
+        uri=uri, text=doc.text, offset=min(offset, len(doc.text)),
+        language_id=doc.language_id, version=doc.version, path=fs_path(uri),
+    )
+    settings, root = ls.settings, ls.workspace_root
+
+    def job(cancel: CancelToken) -> int:
+        return engine.prefill(snapshot, settings, cancel, root)
+
+    future, _ = ls.scheduler.submit(job, BACKGROUND, key=f"prefill:{uri}")
+    future.add_done_callback(_log_prefill)
+
+
+def _log_prefill(future: Future[int]) -> None:
+    if future.cancelled() or isinstance(future.exception(), GenerationCancelled):
+        return
+    if (err := future.exception()) is not None:
+        log.info("background prefill failed: %s", err)
 
 
 def fs_path(uri: str) -> str:
