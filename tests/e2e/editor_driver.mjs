@@ -34,14 +34,18 @@ async function run(page) {
   log("workbench loaded");
 
   if (config.scenario === "restricted") {
-    // A new folder asks whether to trust it: answer no, so the window is in Restricted Mode.
-    const noButton = page.locator(".monaco-dialog-box a.monaco-button, .monaco-dialog-box button", {
-      hasText: /don't trust|No, I don/i,
-    });
-    await noButton.first().waitFor({ timeout: 60_000 });
-    await noButton.first().click();
-    log("answered the workspace trust dialog: don't trust");
-    await page.locator('[aria-label*="Restricted Mode"]').first().waitFor({ timeout: 30_000 });
+    // An untrusted folder opens in Restricted Mode; VS Code may first ask whether to trust it
+    // (depending on the version and security.workspace.trust.startupPrompt): answer no.
+    const noButton = page
+      .locator(".monaco-dialog-box a.monaco-button, .monaco-dialog-box button", { hasText: /don't trust|No, I don/i })
+      .first();
+    const indicator = page.locator('[aria-label*="Restricted Mode"]').first();
+    await noButton.or(indicator).waitFor({ timeout: 60_000 });
+    if (await noButton.isVisible()) {
+      await noButton.click();
+      log("answered the workspace trust dialog: don't trust");
+    }
+    await indicator.waitFor({ timeout: 30_000 });
     result.restrictedModeIndicator = true;
     log("Restricted Mode indicator visible");
   }
@@ -113,9 +117,17 @@ async function run(page) {
   result.ghostVisibleAfterTab = await page.evaluate((sel) => !!document.querySelector(sel), GHOST);
   result.textAfterTab = await visibleText(page);
   await page.keyboard.press("Control+S");
-  await sleep(1000);
+  const file = path.join(config.folder, config.file);
+  const deadline = Date.now() + 10_000;
+  while (readFileSync(file, "utf8") === config.originalText && Date.now() < deadline) {
+    await sleep(100);
+  }
+  result.savedText = readFileSync(file, "utf8");
   log("accepted with Tab and saved");
 
+  if (config.toggle) {
+    await toggleViaStatusBar(page);
+  }
   if (config.explainLine) {
     await whyNoCompletion(page);
     await explain(page);
@@ -197,6 +209,28 @@ async function runCommand(page, title) {
   const row = page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first();
   await row.waitFor({ timeout: 15_000 });
   await page.keyboard.press("Enter");
+}
+
+/** Click the status bar item: completions off (no ghost text while typing), click again: back on. */
+async function toggleViaStatusBar(page) {
+  await page.locator('[aria-label*="Wren is ready"]').first().click();
+  const off = page.locator('[aria-label*="Wren completions are off"]').first();
+  await off.waitFor({ timeout: 15_000, state: "attached" });
+  result.offLabel = await off.getAttribute("aria-label");
+  log(`status bar after a click: ${result.offLabel}`);
+  await focusEditorAtEnd(page);
+  await page.evaluate(() => window.__wrenProbe.reset());
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("def square_area(side: float) -> float:", { delay: 20 });
+  await page.keyboard.press("Enter");
+  await page.keyboard.type("return ", { delay: 20 });
+  result.ghostWhileOff = (await waitForGhostText(page, 6000)) !== null;
+  log(`ghost text while off: ${result.ghostWhileOff}`);
+  await page.locator('[aria-label*="Wren completions are off"]').first().click();
+  await page.locator('[aria-label*="Wren is ready"]').first().waitFor({ timeout: 15_000, state: "attached" });
+  result.backOn = true;
+  log("clicked again: completions back on");
 }
 
 /** Polls every frame (webviews are nested iframes) for a Wren panel whose title starts with `titlePrefix`. */
