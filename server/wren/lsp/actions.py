@@ -279,8 +279,13 @@ async def explain_command(ls: WrenServer, arg: Any) -> dict[str, Any]:
     try:
         outcome = await _run_batch(ls, f"explain:{target.uri}", job)
     except GenerationCancelled as err:
+        # The user (or a newer request) stopped it: close the stream, no warning popup.
         progress.end("Cancelled")
-        return refuse(f"Cancelled: {err}.")
+        markdown = f"_Cancelled ({err})._"
+        ls.protocol.notify(
+            "wren/explainChunk", {"id": chunk_id, "markdown": markdown, "done": True}
+        )
+        return {"markdown": markdown, "range": None, "reason": f"cancelled: {err}", "ok": False}
     except GenerationError as err:
         progress.end("Failed")
         return refuse(str(err))

@@ -83,6 +83,9 @@ def fix(
     text = request.text
     try:
         check_document(text, "fix")
+        selected = text[request.start : request.end]
+        if request.end > request.start and not request.problems:
+            check_region_text(selected, "fix")  # a whitespace-only selection is a mistake
         region = fix_region(request.language_id, text, request.start, request.end)
         check_region_text(region.text_of(text), "fix")
     except BadInput as err:
