@@ -74,10 +74,38 @@ describe("Why no completion?", () => {
     assert.match(md, /\| Prompt tokens \| 321 \|/);
     assert.match(md, /\| Reused from cache \| 300 tokens \|/);
     assert.match(md, /\| generate \| 411 \|/);
-    assert.match(md, /\| \*\*sum\*\* \| \*\*415\*\* \|/);
+    assert.doesNotMatch(md, /sum/, "stages nest; no misleading sum");
     assert.match(md, /````\n {4}return 1\n```\nSome prose <b>\n````/);
     assert.match(md, /definition of parse\\_args/);
     // And the rendered HTML carries no raw tag from the model output.
     assert.doesNotMatch(renderMarkdown(md), /<b>/);
+  });
+});
+
+describe("Why no completion? with the server's extra fields", () => {
+  it("accepts a flat line/character and shows extras", () => {
+    const md = renderLastCompletion(
+      {
+        line: 16,
+        character: 11,
+        decision: "complete",
+        generated_tokens: 9,
+        stop_reason: "newline",
+        source: "model",
+        decode_tokens_per_s: 41.21,
+        drafted_tokens: 6,
+        accepted_tokens: 4,
+        candidates: [{ text: "0.5 * base * height", source: "greedy", joint: -1.25 }],
+        model: { model: "SmolLM2-135M-Instruct", device: "cpu" },
+      },
+      "shapes.py",
+    );
+    assert.match(md, /\| Position \| line 17, column 12 \|/);
+    assert.match(md, /\| Generated tokens \| 9 \|/);
+    assert.match(md, /\| Stopped because \| newline \|/);
+    assert.match(md, /\| Decode speed \| 41\\\.2 tokens\/s \|/);
+    assert.match(md, /\| Draft tokens accepted \| 4 of 6 \|/);
+    assert.match(md, /\| Model \| SmolLM2\\-135M\\-Instruct on cpu \|/);
+    assert.match(md, /greedy — joint log-probability -1\.25\n\n```\n0\.5 \* base \* height\n```/);
   });
 });

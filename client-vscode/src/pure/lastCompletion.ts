@@ -4,6 +4,9 @@
 export interface LastCompletion {
   uri?: string;
   position?: { line: number; character: number };
+  /** Some server versions send the position flat. */
+  line?: number;
+  character?: number;
   version?: number;
   decision?: string;
   mode?: string;
@@ -15,6 +18,15 @@ export interface LastCompletion {
   completion?: string;
   removed?: string[];
   context?: string[];
+  // Optional extras (shown when present).
+  generated_tokens?: number;
+  stop_reason?: string;
+  source?: string;
+  decode_tokens_per_s?: number;
+  drafted_tokens?: number;
+  accepted_tokens?: number;
+  candidates?: { text?: string; source?: string; joint?: number }[];
+  model?: { model?: string; device?: string };
 }
 
 const DECISION_TEXT: Record<string, string> = {
@@ -62,7 +74,9 @@ export function renderLastCompletion(details: LastCompletion | null | undefined,
   if (details.reason) {
     lines.push(`**Reason:** ${escapeInline(details.reason)}`, "");
   }
-  const pos = details.position ? `line ${details.position.line + 1}, column ${details.position.character + 1}` : "—";
+  const position = details.position ?? (typeof details.line === "number" ? { line: details.line, character: details.character ?? 0 } : undefined);
+  const pos = position ? `line ${position.line + 1}, column ${position.character + 1}` : "—";
+  const model = [details.model?.model, details.model?.device].filter(Boolean).join(" on ");
   lines.push(
     "| | |",
     "|---|---|",
@@ -72,16 +86,29 @@ export function renderLastCompletion(details: LastCompletion | null | undefined,
     `| Mode | ${escapeInline(details.mode ?? "—")} |`,
     `| Prompt tokens | ${num(details.prompt_tokens)} |`,
     `| Reused from cache | ${num(details.cached_tokens)} tokens |`,
-    "",
   );
+  const extras: [string, unknown][] = [
+    ["Generated tokens", details.generated_tokens],
+    ["Stopped because", details.stop_reason],
+    ["Answered from", details.source],
+    ["Decode speed", typeof details.decode_tokens_per_s === "number" && details.decode_tokens_per_s > 0 ? `${details.decode_tokens_per_s.toFixed(1)} tokens/s` : undefined],
+    ["Draft tokens accepted", details.drafted_tokens ? `${num(details.accepted_tokens)} of ${num(details.drafted_tokens)}` : undefined],
+    ["Model", model || undefined],
+  ];
+  for (const [label, value] of extras) {
+    if ((typeof value === "string" && value) || typeof value === "number") {
+      lines.push(`| ${label} | ${escapeInline(String(value))} |`);
+    }
+  }
+  lines.push("");
+  // Stages can nest (generate = prefill + decode), so no sum.
   const timings = Object.entries(details.timings_ms ?? {}).filter(([, v]) => typeof v === "number");
   if (timings.length) {
-    const total = timings.reduce((acc, [, v]) => acc + v, 0);
     lines.push("## Timings", "", "| Stage | ms |", "|---|---:|");
     for (const [stage, value] of timings) {
       lines.push(`| ${escapeInline(stage)} | ${ms(value)} |`);
     }
-    lines.push(`| **sum** | **${ms(total)}** |`, "");
+    lines.push("");
   }
   lines.push("## Raw model output", "");
   lines.push(details.raw_output ? fenced(details.raw_output) : "_(none)_", "");
@@ -95,6 +122,14 @@ export function renderLastCompletion(details: LastCompletion | null | undefined,
     }
   } else {
     lines.push("_(nothing)_", "");
+  }
+  const candidates = (details.candidates ?? []).filter((c) => typeof c?.text === "string");
+  if (candidates.length) {
+    lines.push("## Candidates (reranked)", "");
+    for (const c of candidates) {
+      const score = typeof c.joint === "number" ? ` — joint log-probability ${c.joint}` : "";
+      lines.push(`${escapeInline(c.source ?? "candidate")}${score}`, "", fenced(c.text ?? ""), "");
+    }
   }
   const context = details.context ?? [];
   lines.push("## Context used", "");
