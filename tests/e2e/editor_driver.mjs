@@ -132,6 +132,10 @@ async function run(page) {
     await whyNoCompletion(page);
     await explain(page);
   }
+  if (config.generate) {
+    await generateFromComment(page);
+    await cancelFix(page);
+  }
 }
 
 async function openFile(page, file) {
@@ -231,6 +235,73 @@ async function toggleViaStatusBar(page) {
   await page.locator('[aria-label*="Wren is ready"]').first().waitFor({ timeout: 15_000, state: "attached" });
   result.backOn = true;
   log("clicked again: completions back on");
+}
+
+/**
+ * `Wren: Generate from Comment` at the end of a file that ends with a comment: the proposal opens
+ * as a diff with an Apply / Discard notification; Apply writes it into the document.
+ */
+async function generateFromComment(page) {
+  const { file, timeoutMs } = config.generate;
+  await openFile(page, file);
+  await focusEditorAtEnd(page);
+  const started = Date.now();
+  await runCommand(page, "Wren: Generate from Comment");
+  log("ran Wren: Generate from Comment");
+  const toasts = page.locator(".notifications-toasts");
+  const apply = toasts.locator("a.monaco-button, button", { hasText: /^Apply$/ }).first();
+  const nothing = toasts.locator(".notification-list-item-message", { hasText: /Wren (generated nothing|found no)/ }).first();
+  await apply.or(nothing).waitFor({ timeout: timeoutMs });
+  result.generateMs = Date.now() - started;
+  if (await nothing.isVisible()) {
+    result.generateOutcome = "nothing";
+    result.generateMessage = await nothing.innerText();
+    log(`generate: no edit: ${result.generateMessage}`);
+    return;
+  }
+  result.generateOutcome = "preview";
+  result.generateMessage = await toasts.locator(".notification-list-item-message", { hasText: /Apply it/ }).first().innerText();
+  result.generateDiffTab = await page.locator('.tab[aria-label*="proposed"]').first().getAttribute("aria-label").catch(() => null);
+  result.generateOriginalOnDisk = readFileSync(path.join(config.folder, file), "utf8");
+  log(`generate: preview after ${result.generateMs} ms: ${result.generateMessage} [${result.generateDiffTab}]`);
+  await page.screenshot({ path: path.join(config.artifacts, "generate-diff.png") });
+  // Nothing is written while the preview is open.
+  result.unchangedWhilePreviewing = readFileSync(path.join(config.folder, file), "utf8") === result.generateOriginalOnDisk;
+  await apply.click();
+  await page.locator('.tab[aria-label*="proposed"]').first().waitFor({ state: "detached", timeout: 15_000 });
+  await openFile(page, file);
+  await page.keyboard.press("Control+S");
+  const deadline = Date.now() + 10_000;
+  while (readFileSync(path.join(config.folder, file), "utf8") === result.generateOriginalOnDisk && Date.now() < deadline) {
+    await sleep(100);
+  }
+  result.generateSavedText = readFileSync(path.join(config.folder, file), "utf8");
+  log(`generate: applied and saved (${result.generateSavedText.length} chars)`);
+}
+
+/** `Wren: Fix`, cancelled from its progress notification at once: no preview, nothing written. */
+async function cancelFix(page) {
+  const file = config.file;
+  await openFile(page, file);
+  const before = readFileSync(path.join(config.folder, file), "utf8");
+  await page.locator(".part.editor .monaco-editor .view-lines").first().click();
+  await page.keyboard.press("Control+G");
+  await page.keyboard.type(String(config.explainLine.start + 1));
+  await page.keyboard.press("Enter");
+  await runCommand(page, "Wren: Fix");
+  const toasts = page.locator(".notifications-toasts");
+  const cancel = toasts.locator("a.monaco-button, button", { hasText: /^Cancel$/ }).first();
+  await cancel.waitFor({ timeout: 15_000 });
+  await cancel.click();
+  log("ran Wren: Fix and cancelled it");
+  // Give a late answer time to arrive: it must be dropped.
+  await sleep(8000);
+  result.cancelShowedPreview =
+    (await page.locator('.tab[aria-label*="proposed"]').count()) > 0 ||
+    (await toasts.locator("a.monaco-button, button", { hasText: /^Apply$/ }).count()) > 0;
+  result.cancelLeftFileUnchanged = readFileSync(path.join(config.folder, file), "utf8") === before;
+  result.cancelLeftEditorClean = (await page.locator(`.tab.dirty[aria-label*="${file}"]`).count()) === 0;
+  log(`after cancel: preview shown ${result.cancelShowedPreview}, file unchanged ${result.cancelLeftFileUnchanged}`);
 }
 
 /** Polls every frame (webviews are nested iframes) for a Wren panel whose title starts with `titlePrefix`. */

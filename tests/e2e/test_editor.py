@@ -52,6 +52,13 @@ def rectangle_area(width: float, height: float) -> float:
 def triangle_area(base: float, height: float) -> float:
     """Return the area of a triangle."""'''
 TYPED = "return "
+GENERATE_FILE = "stats.py"
+GENERATE_SAMPLE = """def mean(values: list[float]) -> float:
+    \"\"\"Return the arithmetic mean of values.\"\"\"
+    return sum(values) / len(values)
+
+
+# Return the largest value in the list, or None when the list is empty."""
 EXPLAIN_LINES = {"start": 5, "end": 7}  # circle_area, 1-based, as Ctrl+G counts
 
 TEST_SETTINGS: dict[str, Any] = {
@@ -63,6 +70,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "chat.disableAIFeatures": True,
     # The browser build saves after a delay by default; the test saves explicitly after Tab.
     "files.autoSave": "off",
+    "workbench.secondarySideBar.defaultVisibility": "hidden",
     # Keep IntelliSense's own popup out of the way so Tab goes to the inline suggestion.
     "editor.quickSuggestions": {"other": False, "comments": False, "strings": False},
     "editor.suggestOnTriggerCharacters": False,
@@ -157,6 +165,7 @@ def code_server(tools: Tools, vsix: Path, root: Path, *, workspace_trust: bool) 
     for d in (user_data / "User", extensions, workspace):
         d.mkdir(parents=True)
     (workspace / "shapes.py").write_text(SAMPLE)
+    (workspace / GENERATE_FILE).write_text(GENERATE_SAMPLE)
     # workspace_trust False: every folder is trusted.
     # True: a new folder asks whether to trust it, and the driver says no.
     settings = {**TEST_SETTINGS, "security.workspace.trust.enabled": workspace_trust}
@@ -246,6 +255,7 @@ def drive(
         "typeLines": [TYPED],
         "explainLine": EXPLAIN_LINES if explain else None,
         "toggle": toggle,
+        "generate": {"file": GENERATE_FILE, "timeoutMs": 240_000} if explain else None,
         # First start converts the GGUF model (~25 s on 2 cores); be generous.
         "readyTimeoutMs": 300_000,
         "ghostTimeoutMs": 45_000,
@@ -329,6 +339,24 @@ def test_ghost_text_tab_and_explain(tools: Tools, vsix: Path, tmp_path: Path) ->
     assert len(_squash(explanation)) >= 20, explanation
     assert result["explainPanelTitle"].startswith("Explain shapes.py")
 
+    # Generate from Comment: a diff preview, nothing written until Apply, then the edit lands.
+    if result["generateOutcome"] == "preview":
+        assert result["unchangedWhilePreviewing"] is True
+        assert result["generateDiffTab"] and GENERATE_FILE in result["generateDiffTab"]
+        saved = result["generateSavedText"]
+        assert saved.startswith(GENERATE_SAMPLE.rsplit("\n", 1)[0]), saved
+        assert len(saved) > len(GENERATE_SAMPLE) + 10, saved
+        assert "def " in saved[len(GENERATE_SAMPLE) :], saved
+    else:
+        # The model may fail to produce code; then the user is told why, and nothing changes.
+        assert result["generateMessage"].startswith("Wren generated nothing: "), result
+        assert (editor.workspace / GENERATE_FILE).read_text() == GENERATE_SAMPLE
+
+    # Fix, cancelled from its progress notification: no preview, nothing written.
+    assert result["cancelShowedPreview"] is False
+    assert result["cancelLeftFileUnchanged"] is True
+    assert result["cancelLeftEditorClean"] is True
+
     _report(
         "trusted",
         [
@@ -340,6 +368,8 @@ def test_ghost_text_tab_and_explain(tools: Tools, vsix: Path, tmp_path: Path) ->
             f" done after {result['explainDoneMs']} ms",
             f"explanation: {_squash(explanation)[:300]!r}",
             f"why no completion: {_squash(details)[:300]!r}",
+            f"generate: {result['generateOutcome']} after {result['generateMs']} ms:"
+            f" {result['generateMessage']!r}",
             f"whole test: {time.monotonic() - started:.1f}s",
         ],
     )
