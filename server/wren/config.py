@@ -33,6 +33,9 @@ class CompletionSettings:
     timeBudgetMs: int = 2000
     debounceMs: int = 120  # client debounce; the server adapts its own on top
     contextTokens: int = 1500
+    # Rerank a few candidate lines by how likely the code after the cursor is after each
+    # (prefix-only models; see engine/rerank.py). Off: it costs latency (BENCHMARKS.md).
+    rerank: bool = False
 
 
 @dataclass(frozen=True)

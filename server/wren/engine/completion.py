@@ -16,9 +16,10 @@ from wren.config import Settings
 from wren.context.neighbors import RecentDocuments
 from wren.context.symbols import symbol_snippets
 from wren.engine.cache import CompletionCache
-from wren.engine.postprocess import clean_completion
+from wren.engine.postprocess import Cleaned, clean_completion
 from wren.engine.prompt.builder import build_completion_prompt
 from wren.engine.prompt.context_format import comment_prefix_for, format_context
+from wren.engine.rerank import ScoredCandidate, choose, scoring_suffix, unique_texts
 from wren.engine.trigger import decide_trigger
 from wren.engine.types import (
     Backend,
@@ -34,6 +35,8 @@ from wren.model.cards import ModelCard
 log = logging.getLogger(__name__)
 
 MULTI_LINE_STOPS = ("\n\n\n",)
+MAX_CURSOR_LINE_CHARS = 1000  # longer cursor lines are minified or generated code
+RERANK_ALTERNATIVES = 2  # branches at the first code token, besides greedy
 
 
 @dataclass
@@ -56,6 +59,7 @@ class CompletionDetails:
     context: list[str] = field(default_factory=list)
     source: str = ""  # model | cache
     request_id: str = ""
+    candidates: list[dict[str, Any]] = field(default_factory=list)  # rerank stage, when on
     new_tokens: int = 0  # prompt tokens the model had to run (prompt - cached)
     decode_tokens_per_s: float = 0.0
     drafted_tokens: int = 0  # prompt-lookup draft tokens proposed / accepted
@@ -153,7 +157,15 @@ class CompletionEngine:
     ) -> CompletionOutcome:
         timer = StageTimer(details.timings_ms)
         with timer.stage("trigger"):
-            mode, reason = self.decide(snapshot, settings)
+            line_length = len(snapshot.line_prefix) + len(snapshot.line_suffix)
+            if line_length > MAX_CURSOR_LINE_CHARS:
+                mode = Mode.NONE
+                reason = (
+                    f"The cursor's line is {line_length:,} characters long (minified or generated "
+                    "code); Wren does not complete inside such lines."
+                )
+            else:
+                mode, reason = self.decide(snapshot, settings)
         details.mode, details.reason = mode.value, reason
         if mode is Mode.NONE:
             details.decision = "skip"
@@ -206,6 +218,11 @@ class CompletionEngine:
             cleaned = clean_completion(
                 raw, snapshot, mode, self.backend.special_tokens(), params.stop
             )
+        if single and settings.completion.rerank:
+            with timer.stage("rerank"):
+                cleaned = self.rerank(
+                    prompt.text, result.text, cleaned, snapshot, healed, params, cancel, details
+                )
         details.removed = list(cleaned.removed)
         details.completion = cleaned.text
         if not cleaned.text.strip():
@@ -250,3 +267,72 @@ class CompletionEngine:
         max_new = min(settings.completion.maxTokens, 48 if mode is Mode.SINGLE_LINE else 160)
         result = prefill(prompt.text, snapshot.uri, cancel, max_new_tokens=max_new)
         return int(result.prompt_tokens - result.cached_tokens)
+
+    # -- stage: rerank (wren.completion.rerank) ------------------------------------------
+
+    def rerank(
+        self,
+        prompt: str,
+        greedy_raw: str,
+        greedy: Cleaned,
+        snapshot: Snapshot,
+        healed: str,
+        params: GenerationParams,
+        cancel: CancelToken,
+        details: CompletionDetails,
+        alternatives: int = RERANK_ALTERNATIVES,
+    ) -> Cleaned:
+        """Pick among greedy and alternative first-token branches by the joint likelihood of
+        candidate and suffix (engine/rerank.py). Returns the chosen cleaned completion;
+        the greedy one when there is no suffix, no alternative, or no slot-capable backend."""
+        from wren.model.candidates import branch_candidates, score_continuations_on_slot
+
+        suffix = scoring_suffix(snapshot.text, snapshot.offset)
+        if not suffix:
+            return greedy
+        sub = replace(params, time_budget_s=max(0.1, params.time_budget_s / 2))
+        branches = branch_candidates(
+            self.backend, prompt, greedy_raw, sub, cancel, snapshot.uri, alternatives
+        )
+        cleaned_by_text: dict[str, Cleaned] = {greedy.text: greedy} if greedy.text else {}
+        sources: dict[str, str] = {greedy.text: "greedy"} if greedy.text else {}
+        for branch in branches:
+            alt = clean_completion(
+                unheal(branch.text, healed),
+                snapshot,
+                Mode.SINGLE_LINE,
+                self.backend.special_tokens(),
+                params.stop,
+            )
+            if alt.text and alt.text not in cleaned_by_text:
+                cleaned_by_text[alt.text] = alt
+                sources[alt.text] = "alternative"
+        texts = unique_texts(list(cleaned_by_text))
+        if len(texts) < 2:
+            # Nothing to compare; when greedy was rejected, an alternative that passed stands.
+            return cleaned_by_text[texts[0]] if texts and not greedy.text else greedy
+        scores = score_continuations_on_slot(
+            self.backend, prompt, [(healed + t, suffix) for t in texts], cancel, snapshot.uri
+        )
+        if scores is None:
+            return greedy
+        scored = [
+            ScoredCandidate(
+                t,
+                sources[t],
+                s.candidate_logprob,
+                s.candidate_tokens,
+                s.suffix_logprob,
+                s.suffix_tokens,
+            )
+            for t, s in zip(texts, scores, strict=True)
+        ]
+        details.candidates = [c.to_json() for c in scored]
+        best = choose(scored)
+        if best is None:
+            return greedy
+        chosen = cleaned_by_text[best.text]
+        if best.source != "greedy":
+            note = f"rerank: chose an alternative over {greedy.text.strip()[:40]!r}"
+            return Cleaned(chosen.text, [*chosen.removed, note])
+        return chosen

