@@ -142,6 +142,7 @@ export class WrenServer implements vscode.Disposable {
       synchronize: { configurationSection: "wren" },
       middleware: this.middleware(),
     };
+    this.log.info(`Starting ${interpreter.path} -m wren serve (workspaceTrusted: ${trusted})`);
     const client = new LanguageClient("wren", "Wren", serverOptions, clientOptions);
     this.client = client;
     this.clientDisposables.push(

@@ -33,6 +33,11 @@ async function run(page) {
   await page.waitForSelector(".monaco-workbench", { timeout: 90_000 });
   log("workbench loaded");
 
+  if (config.scenario === "no-wren") {
+    await missingWren(page);
+    return;
+  }
+
   if (config.scenario === "restricted") {
     // An untrusted folder opens in Restricted Mode; VS Code may first ask whether to trust it
     // (depending on the version and security.workspace.trust.startupPrompt): answer no.
@@ -302,6 +307,28 @@ async function cancelFix(page) {
   result.cancelLeftFileUnchanged = readFileSync(path.join(config.folder, file), "utf8") === before;
   result.cancelLeftEditorClean = (await page.locator(`.tab.dirty[aria-label*="${file}"]`).count()) === 0;
   log(`after cancel: preview shown ${result.cancelShowedPreview}, file unchanged ${result.cancelLeftFileUnchanged}`);
+}
+
+/** wren.server.pythonPath points at a Python without Wren: say so, with the command that fixes it. */
+async function missingWren(page) {
+  const message = page.locator(".notifications-toasts .notification-list-item-message", { hasText: /Wren is not installed in/ }).first();
+  await message.waitFor({ timeout: 60_000 });
+  result.notification = await message.innerText();
+  result.notificationButtons = await page
+    .locator(".notifications-toasts .notification-list-item-buttons-container a.monaco-button, .notifications-toasts .notification-list-item-buttons-container button")
+    .allInnerTexts();
+  log(`notification: ${result.notification} [${result.notificationButtons.join(", ")}]`);
+  const status = page.locator('[aria-label*="Wren could not start"]').first();
+  await status.waitFor({ timeout: 15_000, state: "attached" });
+  result.statusLabel = await status.getAttribute("aria-label");
+  // Clear the first notification, then click the status bar item: it shows the reason again.
+  await page.locator(".notifications-toasts .codicon-notifications-clear").first().click().catch(() => undefined);
+  await page.keyboard.press("Escape");
+  await status.click();
+  const again = page.locator(".notifications-toasts .notification-list-item-message", { hasText: /Wren is not installed in/ }).first();
+  await again.waitFor({ timeout: 15_000 });
+  result.statusClickShowedReason = true;
+  log(`status bar: ${result.statusLabel}; click showed the reason`);
 }
 
 /** Polls every frame (webviews are nested iframes) for a Wren panel whose title starts with `titlePrefix`. */

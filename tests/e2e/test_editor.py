@@ -159,7 +159,14 @@ class Editor:
 
 
 @contextlib.contextmanager
-def code_server(tools: Tools, vsix: Path, root: Path, *, workspace_trust: bool) -> Iterator[Editor]:
+def code_server(
+    tools: Tools,
+    vsix: Path,
+    root: Path,
+    *,
+    workspace_trust: bool,
+    settings: dict[str, Any] | None = None,
+) -> Iterator[Editor]:
     """code-server on 127.0.0.1 with a fresh profile, the .vsix installed and a sample workspace."""
     user_data, extensions, workspace = root / "user-data", root / "extensions", root / "workspace"
     for d in (user_data / "User", extensions, workspace):
@@ -168,7 +175,11 @@ def code_server(tools: Tools, vsix: Path, root: Path, *, workspace_trust: bool) 
     (workspace / GENERATE_FILE).write_text(GENERATE_SAMPLE)
     # workspace_trust False: every folder is trusted.
     # True: a new folder asks whether to trust it, and the driver says no.
-    settings = {**TEST_SETTINGS, "security.workspace.trust.enabled": workspace_trust}
+    settings = {
+        **TEST_SETTINGS,
+        "security.workspace.trust.enabled": workspace_trust,
+        **(settings or {}),
+    }
     (user_data / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     env = {
         **os.environ,
@@ -385,6 +396,7 @@ def test_restricted_mode_still_completes(tools: Tools, vsix: Path, tmp_path: Pat
 
     assert result.get("restrictedModeIndicator") is True
     assert "workspace trusted: false" in wren_log
+    assert "-m wren serve (workspaceTrusted: false)" in wren_log
     assert "Wren is ready" in result["statusLabel"]
     inserted = _check_ghost_text_accepted(result)
     # Clicking the status bar switched completions off (no ghost text while typing) and back on,
@@ -401,3 +413,31 @@ def test_restricted_mode_still_completes(tools: Tools, vsix: Path, tmp_path: Pat
             f"inserted by Tab: {inserted!r}",
         ],
     )
+
+
+def test_missing_wren_is_explained(tools: Tools, vsix: Path, tmp_path: Path) -> None:
+    """An interpreter without Wren: a notification names it and the exact pip command, the
+    status bar shows the error, and clicking it shows the reason again."""
+    venv = tmp_path / "venv-without-wren"
+    subprocess.run(["python3", "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    with code_server(
+        tools,
+        vsix,
+        tmp_path / "editor",
+        workspace_trust=False,
+        settings={"wren.server.pythonPath": str(python)},
+    ) as editor:
+        result = drive(tools, editor, "no-wren", explain=False)
+        wren_log = editor.wren_log()
+
+    message = result["notification"]
+    assert f"Wren is not installed in {python}" in message, message
+    assert f"{python} -m pip install -e" in message, message
+    assert {"Run in Terminal", "Copy Command", "Open Settings"} <= set(
+        result["notificationButtons"]
+    )
+    assert "Wren could not start" in result["statusLabel"]
+    assert result["statusClickShowedReason"] is True
+    assert "No module named 'wren'" in wren_log
+    assert "-m wren serve" not in wren_log, "no server is started without Wren"
