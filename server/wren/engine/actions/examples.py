@@ -29,7 +29,8 @@ class Example:
 
 
 _ARROW = re.compile(
-    r"^(?P<call>.+?\))\s*(?:==|➞|->|=>|→|should\s+return|returns?|=|➞|\u27f6)\s*(?P<exp>.+?)\s*$"
+    r"^(?P<call>.+?\))\s*(?:==>|==|➞|->|=>|→|\u27f6|#\s*(?:returns?|=>|->)|should\s+return"
+    r"|returns?|=)\s*(?P<exp>.+?)\s*$"
 )
 
 
@@ -39,6 +40,17 @@ def _is_expression(text: str) -> bool:
     except SyntaxError:
         return False
     return True
+
+
+def _is_literal(node: ast.AST) -> bool:
+    """Constants, containers, and arithmetic on them: what examples pass as arguments.
+
+    "f(a) => 1" in prose names no variable `a`; such examples would only mislead."""
+    return all(
+        not isinstance(n, ast.Name) or n.id in ("True", "False", "None")
+        for n in ast.walk(node)
+        if not isinstance(n, ast.Call)
+    ) and not any(isinstance(n, ast.Call) for n in ast.walk(node))
 
 
 def _calls_one_of(call: str, names: set[str]) -> bool:
@@ -51,7 +63,8 @@ def _calls_one_of(call: str, names: set[str]) -> bool:
             func = node.func
             name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
             if name in names:
-                return True
+                args = [*node.args, *(k.value for k in node.keywords)]
+                return all(_is_literal(a) for a in args)
     return False
 
 
@@ -80,12 +93,14 @@ def examples_from_docstring(doc: str, names: set[str]) -> list[Example]:
             j = i + 1
             while j < len(lines):
                 nxt = lines[j].strip()
-                if not nxt or nxt.startswith(">>>"):
-                    break
+                if not nxt or nxt.startswith(">>>") or nxt.strip("\"'") == "":
+                    break  # a blank line, the next example, or the docstring's closing quotes
                 expected_lines.append(nxt)
                 j += 1
             expected = " ".join(expected_lines)
             i = j
+            if not expected and " == " in call:  # ">>> f(1) == 2"
+                call, expected = (part.strip() for part in call.split(" == ", 1))
             if not expected or not _calls_one_of(call, names):
                 continue
             if _is_expression(call) and _is_expression(expected):

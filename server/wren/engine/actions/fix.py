@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 
 from wren.engine.actions.examples import examples_in_code
-from wren.engine.actions.extract import drop_example_usage
+from wren.engine.actions.extract import drop_example_usage, function_body, function_named
 from wren.engine.actions.layout import (
     dedent,
     detect_eol,
@@ -100,12 +101,20 @@ def fix(
     keep_trailing_statements = _has_top_level_statements_after_defs(shown)
     ends_with_break = original.endswith(("\n", "\r"))
 
+    documented = split_docstring(shown) if request.language_id == "python" else None
+
     def build(code: str) -> Candidate | str:
         if request.language_id == "python" and not keep_trailing_statements:
             code = drop_example_usage(code)
         code = dedent(normalize_eol(code)).strip("\n")
         if not code.strip():
             return "the answer was empty"
+        answer = code
+        if documented is not None:
+            spliced = documented.splice(code)
+            if spliced is None:
+                return f"the answer does not contain the function `{documented.name}`"
+            code = spliced
         new_region = reindent(code, base, unit)
         if ends_with_break:
             new_region += "\n"
@@ -114,7 +123,7 @@ def fix(
         new_document = edit.apply(text)
         first_row = region.first_row
         last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
-        return Candidate(edit, new_document, first_row, last_row, code + "\n")
+        return Candidate(edit, new_document, first_row, last_row, answer + "\n")
 
     # The user's examples (docstrings of the original code), not ones the model rewrote.
     given_examples = examples_in_code(shown) if request.language_id == "python" else []
@@ -126,10 +135,79 @@ def fix(
 
     runner: Runner | None = run if options.run_code and request.language_id == "python" else None
 
-    messages = fix_messages(shown, request.language_id, problems)
-    return write_verify_repair(
-        model, messages, request.language_id, text, build, options, cancel, title, runner
-    )
+    if documented is not None:
+        messages = fix_messages(
+            documented.without_docstring, request.language_id, problems, documented.docstring
+        )
+    else:
+        messages = fix_messages(shown, request.language_id, problems)
+    # Room for the whole rewritten code (the answer repeats it) plus some slack.
+    saved = model.max_code_tokens
+    model.max_code_tokens = max(saved, min(1024, int(model.tokens(shown) * 1.3) + 64))
+    try:
+        return write_verify_repair(
+            model, messages, request.language_id, text, build, options, cancel, title, runner
+        )
+    finally:
+        model.max_code_tokens = saved
+
+
+@dataclass(frozen=True)
+class DocumentedFunction:
+    """A region that is one Python function with a docstring.
+
+    The model is shown the function without its docstring (the docstring becomes the task
+    description), so it does not spend its tokens copying prose; its body is then spliced
+    under the original signature and docstring, which it therefore cannot damage.
+    """
+
+    name: str
+    header: str  # decorators, signature and docstring, as in the original
+    signature: str  # ast dump of the arguments and return annotation
+    docstring: str
+    without_docstring: str
+
+    def splice(self, answer: str) -> str | None:
+        node = function_named(answer, self.name)
+        if node is None:
+            if re.search(r"^\s*(def|class)\s", answer, re.MULTILINE):
+                return None
+            body = dedent(answer).strip("\n") + "\n"  # just the body
+        else:
+            if _signature(node) != self.signature:
+                return answer  # the model changed the signature: take its whole function
+            found = function_body(answer, self.name)
+            if found is None:
+                return None
+            body = found
+        body_indent = "    "
+        return self.header.rstrip("\n") + "\n" + reindent(body.rstrip("\n"), body_indent)
+
+
+def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    return ast.dump(node.args) + "->" + (ast.dump(node.returns) if node.returns else "")
+
+
+def split_docstring(code: str) -> DocumentedFunction | None:
+    """`code` as a `DocumentedFunction` when it is exactly one function with a docstring."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return None
+    if len(tree.body) != 1 or not isinstance(tree.body[0], ast.FunctionDef | ast.AsyncFunctionDef):
+        return None
+    fn = tree.body[0]
+    doc = ast.get_docstring(fn)
+    if not doc or len(fn.body) < 2:
+        return None
+    doc_node = fn.body[0]
+    lines = code.split("\n")
+    doc_first, doc_last = doc_node.lineno - 1, doc_node.end_lineno or doc_node.lineno
+    if lines[doc_first][: doc_node.col_offset].strip():
+        return None  # the docstring shares its line with the signature
+    header = "\n".join(lines[:doc_last]) + "\n"
+    without = "\n".join(lines[:doc_first] + lines[doc_last:]).rstrip("\n") + "\n"
+    return DocumentedFunction(fn.name, header, _signature(fn), doc, without)
 
 
 def _defined_names(code: str) -> set[str]:

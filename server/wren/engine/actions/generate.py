@@ -190,7 +190,9 @@ def generate(
         return Candidate(edit, new_document, first_row, last_row, shown)
 
     if spec.kind == "docstring":
-        docstring_examples = examples_from_docstring(spec.header_code, {spec.function_name})
+        docstring_examples = examples_in_code(header, {spec.function_name}) or (
+            examples_from_docstring(header, {spec.function_name})
+        )
     else:
         docstring_examples = []
 

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
 
-DEFAULT_CODE_TOKENS = 300
+DEFAULT_CODE_TOKENS = 400
 DEFAULT_TEXT_TOKENS = 300
 MAX_FENCE_CONTINUATIONS = 4
 

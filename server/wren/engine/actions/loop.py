@@ -93,6 +93,7 @@ def write_verify_repair(
     offer: tuple[Candidate, str] | None = None  # parses, but failed a later check
     checks_run: set[str] = set()
     conversation = messages
+    failed_codes: set[str] = set()
     last_reason = "the model produced no usable code"
     for round_no in range(1, options.max_retries + 2):
         cancel.raise_if_cancelled()
@@ -126,8 +127,19 @@ def write_verify_repair(
         if isinstance(built, str):
             last_reason = built
             record(False, "layout", built)
+            if not answer.extracted.complete:
+                built += (
+                    "; the answer was too long and was cut off: write only the code, "
+                    "without repeating the docstring"
+                )
             conversation = repair_messages(conversation, code, built, language_id)
             continue
+        if built.code in failed_codes:
+            # Greedy decoding answered the feedback with code it already wrote: another round
+            # would repeat itself too.
+            record(False, "repeat", "the model repeated an earlier attempt", built.edit)
+            break
+        failed_codes.add(built.code)
         static = check_change(
             language_id, old_text, built.new_document, built.first_row, built.last_row, built.code
         )

@@ -70,12 +70,16 @@ def _system(language_id: str) -> dict[str, str]:
     return {"role": "system", "content": CODE_SYSTEM.format(language=language_name(language_id))}
 
 
-def fix_messages(code: str, language_id: str, problems: list[str]) -> Messages:
+def fix_messages(
+    code: str, language_id: str, problems: list[str], description: str = ""
+) -> Messages:
     if problems:
         listed = "\n".join(f"- {p}" for p in problems[:5])
         ask = f"Fix this {language_name(language_id)} code. The problem:\n{listed}\n\n"
     else:
         ask = f"Find and fix the bug in this {language_name(language_id)} code.\n\n"
+    if description.strip():
+        ask += f"What the function should do:\n{description.strip()}\n\n"
     user = (
         ask
         + fenced(code, language_id)
