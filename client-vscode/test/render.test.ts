@@ -86,6 +86,7 @@ describe("Why no completion? with the server's extra fields", () => {
   it("accepts a flat line/character and shows extras", () => {
     const md = renderLastCompletion(
       {
+        completion: "\ndef area(r):",
         line: 16,
         character: 11,
         decision: "complete",
@@ -106,6 +107,7 @@ describe("Why no completion? with the server's extra fields", () => {
     assert.match(md, /\| Decode speed \| 41\\\.2 tokens\/s \|/);
     assert.match(md, /\| Draft tokens accepted \| 4 of 6 \|/);
     assert.match(md, /\| Model \| SmolLM2\\-135M\\-Instruct on cpu \|/);
+    assert.match(md, /Exact text:\n\n```json\n"\\ndef area\(r\):"\n```/);
     assert.match(md, /greedy — joint log-probability -1\.25\n\n```\n0\.5 \* base \* height\n```/);
   });
 });

@@ -113,7 +113,12 @@ export function renderLastCompletion(details: LastCompletion | null | undefined,
   lines.push("## Raw model output", "");
   lines.push(details.raw_output ? fenced(details.raw_output) : "_(none)_", "");
   lines.push("## Completion shown", "");
-  lines.push(details.completion ? fenced(details.completion) : "_(none)_", "");
+  if (details.completion) {
+    // Leading/trailing whitespace decides where ghost text lands: show the exact string too.
+    lines.push(fenced(details.completion), "", "Exact text:", "", fenced(JSON.stringify(details.completion), "json"), "");
+  } else {
+    lines.push("_(none)_", "");
+  }
   const removed = details.removed ?? [];
   lines.push("## Removed by post-processing", "");
   if (removed.length) {
