@@ -53,9 +53,6 @@ export class WrenServer implements vscode.Disposable {
   private readonly listeners: Listener[] = [];
   private queue: Promise<void> = Promise.resolve();
   private interpreter: ResolvedInterpreter | undefined;
-  private readonly clientReady = new vscode.EventEmitter<LanguageClient>();
-  /** Fires after each (re)start with the new client. */
-  readonly onDidStart = this.clientReady.event;
   private disposed = false;
 
   constructor(
@@ -116,7 +113,10 @@ export class WrenServer implements vscode.Disposable {
 
     const check = await checkWrenImport(interpreter.path);
     if (!check.ok) {
-      await this.reportNotImportable(interpreter, check.detail, check.missingInterpreter);
+      // Not awaited: the notification stays up until the user answers, and a restart (after
+      // fixing the setting) must not wait for that.
+      const checkout = await findWrenCheckout(this.context);
+      void this.reportNotImportable(interpreter, check.detail, check.missingInterpreter, checkout);
       return;
     }
     this.log.info(`wren found: ${check.detail}`);
@@ -178,7 +178,6 @@ export class WrenServer implements vscode.Disposable {
         },
         () => undefined,
       );
-      this.clientReady.fire(client);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.log.error(`The Wren server failed to start: ${message}`);
@@ -205,8 +204,13 @@ export class WrenServer implements vscode.Disposable {
     }
   }
 
-  private async reportNotImportable(interpreter: ResolvedInterpreter, detail: string, missing: boolean): Promise<void> {
-    const checkout = await findWrenCheckout(this.context);
+  /** Sets the error state at once, then offers the fix in a notification. */
+  private async reportNotImportable(
+    interpreter: ResolvedInterpreter,
+    detail: string,
+    missing: boolean,
+    checkout: string | undefined,
+  ): Promise<void> {
     const fix = installCommand(interpreter.path, checkout);
     const problem = missing
       ? `Wren could not run the Python interpreter ${interpreter.path} (from ${describeSource(interpreter.source)}).`
@@ -279,6 +283,5 @@ export class WrenServer implements vscode.Disposable {
   dispose(): void {
     this.disposed = true;
     void this.stop();
-    this.clientReady.dispose();
   }
 }
