@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -45,10 +46,9 @@ def chunk_log(client: LanguageClient) -> dict[str, list[dict[str, Any]]]:
         chunk = _plain(params)
         _chunks.setdefault(chunk["id"], []).append(chunk)
 
-    try:
+    # already registered when an earlier module run in this session registered it
+    with contextlib.suppress(Exception):
         client.feature("wren/explainChunk")(on_chunk)
-    except Exception:  # already registered by an earlier module run in this session
-        pass
     return _chunks
 
 
@@ -251,10 +251,8 @@ def _no_apply_edit_requests(client: LanguageClient) -> list[Any]:
         applied.append(params)
         return types.ApplyWorkspaceEditResult(applied=False)
 
-    try:
+    with contextlib.suppress(Exception):
         client.feature(types.WORKSPACE_APPLY_EDIT)(on_apply)
-    except Exception:
-        pass
     return applied
 
 

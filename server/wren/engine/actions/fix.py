@@ -115,6 +115,11 @@ def fix(
             if spliced is None:
                 return f"the answer does not contain the function `{documented.name}`"
             code = spliced
+        if _drops_most_code(shown, code):
+            return (
+                "the answer drops most of the original code; rewrite the whole code shown, "
+                "changing only what is needed"
+            )
         new_region = reindent(code, base, unit)
         if ends_with_break:
             new_region += "\n"
@@ -208,6 +213,16 @@ def split_docstring(code: str) -> DocumentedFunction | None:
     header = "\n".join(lines[:doc_last]) + "\n"
     without = "\n".join(lines[:doc_first] + lines[doc_last:]).rstrip("\n") + "\n"
     return DocumentedFunction(fn.name, header, _signature(fn), doc, without)
+
+
+MIN_LINES_FOR_SHRINK_CHECK = 8
+
+
+def _drops_most_code(original: str, answer: str) -> bool:
+    """A fix that keeps less than half of a longer original deleted code it should keep."""
+    before = sum(1 for line in original.split("\n") if line.strip())
+    after = sum(1 for line in answer.split("\n") if line.strip())
+    return before >= MIN_LINES_FOR_SHRINK_CHECK and after < before / 2
 
 
 def _defined_names(code: str) -> set[str]:

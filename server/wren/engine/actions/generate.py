@@ -79,7 +79,7 @@ def _support_code(code: str, body: str, target: str, document: str) -> str:
     for node in tree.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = {(a.asname or a.name).split(".")[0] for a in node.names}
-            if names & used and not all(re.search(rf"\b{n}\b", document) for n in names):
+            if names & used and not all(_imported(n, document) for n in names):
                 parts.append("\n".join(lines[node.lineno - 1 : node.end_lineno]))
         elif (
             isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
@@ -90,6 +90,12 @@ def _support_code(code: str, body: str, target: str, document: str) -> str:
             start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             parts.append(dedent("\n".join(lines[start - 1 : node.end_lineno])))
     return "\n".join(parts) + "\n" if parts else ""
+
+
+def _imported(name: str, document: str) -> bool:
+    """Whether `document` already has an import statement that binds `name`."""
+    pattern = rf"^[ \t]*(?:import|from)[ \t][^\n]*\b{re.escape(name)}\b"
+    return re.search(pattern, document, re.MULTILINE) is not None
 
 
 def _is_stub(body: str) -> bool:

@@ -6,9 +6,17 @@ Offsets are character offsets into the document text; rows are 0-based.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from wren.context.syntax import SourceText, ancestors, language_for, node_at, parse
+from wren.context.syntax import (
+    SourceText,
+    ancestors,
+    iter_error_nodes,
+    language_for,
+    node_at,
+    parse,
+)
 from wren.engine.actions.layout import has_long_lines, line_indent, looks_binary
 
 MAX_LINE_CHARS = 5000
@@ -159,6 +167,13 @@ def fix_region(language_id: str, text: str, start: int, end: int) -> Region:
     if end > start and text[start:end].strip():
         selected = whole_lines(text, start, end, "selection")
         inner = enclosing_definition(language_id, text, start)
+        if inner is not None and language_id == "python" and _has_parse_error(text, inner):
+            block = indentation_block(text, row_of(text, start))
+            inner = None
+            if block is not None and selected.last_row == selected.first_row:
+                region = _rows_region(text, block[0], block[1], "block")
+                if region.last_row - region.first_row < MAX_FIX_LINES:
+                    return region
         if inner is not None and selected.last_row == selected.first_row:
             # A diagnostic's range is usually one token: rewrite its function, not one line.
             region = whole_lines(text, inner[0], inner[1], "definition")
@@ -166,11 +181,18 @@ def fix_region(language_id: str, text: str, start: int, end: int) -> Region:
                 return region
         return selected
     found = enclosing_definition(language_id, text, start)
+    if found is not None and language_id == "python" and _has_parse_error(text, found):
+        # tree-sitter's error recovery can wrap a broken method into its class (or cut a
+        # function short); indentation is the better guide in a broken Python file.
+        found = None
     if found is not None:
         region = whole_lines(text, found[0], found[1], "definition")
         if region.last_row - region.first_row < MAX_FIX_LINES:
             return region
     row = row_of(text, start)
+    block = indentation_block(text, row)
+    if block is not None and block[1] - block[0] < MAX_FIX_LINES:
+        return _rows_region(text, block[0], block[1], "block")
     starts = [0]
     for i, ch in enumerate(text):
         if ch == "\n":
@@ -180,6 +202,63 @@ def fix_region(language_id: str, text: str, start: int, end: int) -> Region:
     a = starts[first]
     b = starts[last + 1] if last + 1 < len(starts) else len(text)
     return Region(a, b, first, max(first, row_of(text, max(a, b - 1))), "lines")
+
+
+def _indent_width(line: str) -> int:
+    return (
+        len(line) - len(line.lstrip(" \t")) + 3 * line[: len(line) - len(line.lstrip())].count("\t")
+    )
+
+
+def _has_parse_error(text: str, span: tuple[int, int]) -> bool:
+    tree = parse("python", text)
+    if tree is None:
+        return False
+    first, last = row_of(text, span[0]), row_of(text, span[1])
+    return next(iter_error_nodes(tree.root_node, first, last), None) is not None
+
+
+_DEF_LINE = re.compile(r"^\s*(async\s+def|def|class|function|func|fn)\b")
+
+
+def indentation_block(text: str, row: int) -> tuple[int, int] | None:
+    """Rows (first, last) of the top-level statement around `row`, found by indentation.
+
+    Used when the parser cannot say (a syntax error): climb to the enclosing line with less
+    indentation until column 0, then take that line and everything indented below it.
+    """
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    r = min(row, len(lines) - 1)
+    while r > 0 and not lines[r].strip():
+        r -= 1
+    if not lines[r].strip():
+        return None
+    first, width = r, _indent_width(lines[r])
+    probe = r - 1
+    while width > 0 and probe >= 0 and not _DEF_LINE.match(lines[first]):
+        if lines[probe].strip() and _indent_width(lines[probe]) < width:
+            first, width = probe, _indent_width(lines[probe])
+        probe -= 1
+    while first > 0 and lines[first - 1].strip().startswith(("@", "#")):
+        first -= 1  # decorators and comments above belong to the statement
+    last = first
+    for i in range(first + 1, len(lines)):
+        if lines[i].strip() and _indent_width(lines[i]) <= width:
+            if lines[i].strip().startswith((")", "]", "}")):
+                last = i  # the closing bracket of a multi-line statement
+                continue
+            break
+        last = i
+    while last > first and not lines[last].strip():
+        last -= 1
+    return first, last
+
+
+def _rows_region(text: str, first: int, last: int, source: str) -> Region:
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    a = starts[first]
+    b = starts[last + 1] if last + 1 < len(starts) else len(text)
+    return Region(a, b, first, last, source)
 
 
 # -- Generate -------------------------------------------------------------------------------
