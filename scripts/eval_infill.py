@@ -341,14 +341,32 @@ def passes(task: Task, completion: str) -> bool:
 
 
 class RecordingEngine(CompletionEngine):
-    """The real engine; remembers the greedy completion the rerank stage started from."""
+    """The real engine; remembers the greedy completion the rerank stage started from and
+    the raw text of every branch it generated (for offline post-processing variants)."""
 
     greedy_before_rerank: str | None = None
+    branches: list[dict[str, Any]] = []  # noqa: RUF012 - reset per task
 
     def rerank(self, *args: Any, **kwargs: Any) -> Cleaned:
+        from wren.model import candidates
+
         greedy: Cleaned = args[2] if len(args) > 2 else kwargs["greedy"]
         self.greedy_before_rerank = greedy.text
-        return super().rerank(*args, **kwargs)
+        original = candidates.branch_candidates
+
+        def recording(*a: Any, **k: Any) -> list[candidates.Branch]:
+            found = original(*a, **k)
+            self.branches = [
+                {"text": b.text, "first_token": b.first_token, "first_logprob": b.first_logprob}
+                for b in found
+            ]
+            return found
+
+        candidates.branch_candidates = recording  # type: ignore[assignment]
+        try:
+            return super().rerank(*args, **kwargs)
+        finally:
+            candidates.branch_candidates = original  # type: ignore[assignment]
 
 
 def load_engine() -> RecordingEngine:
@@ -410,6 +428,7 @@ def run_task(
         engine.recent.update(Path(path).as_uri(), Path(path).read_text("utf-8"), "python")
     engine.recent.update(task.uri, task.text, "python")
     engine.greedy_before_rerank = None
+    engine.branches = []
     line = task.text.count("\n", 0, task.offset)
     details = CompletionDetails(uri=task.uri, line=line, character=0, version=0)
     t0 = time.perf_counter()
@@ -434,6 +453,7 @@ def run_task(
         "greedy": greedy,
         "completion": shipped,
         "candidates": details.candidates,
+        "branches": engine.branches,
         "context": details.context,
         "prompt_tokens": details.prompt_tokens,
         "timings_ms": {k: round(v, 1) for k, v in details.timings_ms.items()},
@@ -549,6 +569,137 @@ def summarize(paths: list[str]) -> str:
     return "\n".join(out)
 
 
+# -- offline ablation of post-processing and trigger ------------------------------------------
+
+POSTPROCESS_RULES = (
+    "cut_at_special_tokens",
+    "cut_at_stop_strings",
+    "cut_at_markdown_fence",
+    "cut_at_prose",
+    "skip_leading_newlines",
+    "first_line_only",
+    "fix_indentation",
+    "cut_at_block_end",
+    "drop_repeated_lines",
+    "cut_at_suffix_repeat",
+    "strip_trailing_whitespace",
+    "remove_suffix_overlap",
+    "trim_unfinished_tail",
+    "close_open_brackets",
+    "reject_nearby_repeat",
+    "reject_new_parse_errors",
+)
+
+
+def _special_tokens() -> list[str]:
+    from transformers import AutoTokenizer
+
+    from wren.model.cards import load_cards
+    from wren.model.loading import converted_dir, resolve_source
+
+    tokenizer = AutoTokenizer.from_pretrained(converted_dir(resolve_source("")))
+    card = next(c for c in load_cards() if c.family == "smollm")
+    return sorted(set(tokenizer.all_special_tokens) | set(card.stop))
+
+
+def _clean(record: dict[str, Any], task: Task, mode: str, special: list[str]) -> str:
+    from wren.engine.postprocess import clean_completion
+    from wren.engine.types import Mode
+    from wren.model.cards import load_cards
+
+    card = next(c for c in load_cards() if c.family == "smollm")
+    stops = (*card.stop, *(() if mode == "single-line" else MULTI_LINE_STOPS))
+    snapshot = task.snapshot()
+    raw = unheal(record["raw_output"], healing_text(snapshot))
+    return clean_completion(raw, snapshot, Mode(mode), special, stops).text
+
+
+def _indent_only_from_column_0(original: Any) -> Any:
+    """`fix_indentation`, but its "indent the first line into the block" branch only runs
+    when the cursor is at column 0 (an editor that did not auto-indent), never when the user
+    put the cursor at a shallower indentation on purpose (after a loop: `return x`)."""
+
+    def rule(text: str, ctx: Any) -> tuple[str, str | None]:
+        new_text, note = original(text, ctx)
+        if note and "into the block" in note and ctx.line_prefix:
+            return text, None
+        return new_text, note
+
+    return rule
+
+
+def analyze(paths: list[str], workspace: str) -> str:
+    """Leave-one-out ablation of each post-processing rule, and of the trigger's multi-line
+    decision, recomputed from the recorded raw model outputs (no model needed: greedy
+    decoding in single-line mode is the multi-line output cut at its first line)."""
+    from wren.engine import postprocess
+
+    records = list(_records(paths))
+    suites = {r["suite"] for r in records}
+    tasks: dict[str, Task] = {}
+    for suite in suites:
+        found = xfile_tasks(Path(workspace)) if suite == "xfile" else humaneval_tasks(suite)
+        tasks.update({t.task_id: t for t in found})
+    special = _special_tokens()
+    verdicts: dict[tuple[str, str], bool] = {}
+
+    def score(rec: dict[str, Any], text: str) -> tuple[bool, bool, float]:
+        task = tasks[rec["task_id"]]
+        ok = False
+        if task.problem:
+            key = (task.task_id, text)
+            if key not in verdicts:
+                verdicts[key] = passes(task, text)
+            ok = verdicts[key]
+        return ok, exact_match(text, task.expected), edit_similarity(text, task.expected)
+
+    variants: dict[str, Any] = {"engine (recomputed)": None, "always single-line": "single"}
+    for rule in POSTPROCESS_RULES:
+        variants[f"without {rule}"] = rule
+    variants["fix_indentation: indent into a block only from column 0"] = "indent-col0"
+    lines = []
+    for suite in sorted(suites):
+        recs = [r for r in records if r["suite"] == suite]
+        lines.append(f"### {suite}: {len(recs)} tasks (post-processing recomputed offline)")
+        lines.append("| variant | pass@1 % | exact match % | edit sim. | changed vs engine |")
+        lines.append("|---|---|---|---|---|")
+        base: dict[str, str] = {}
+        notes: list[str] = []
+        for name, what in variants.items():
+            saved = None
+            if what == "indent-col0":
+                saved, what = postprocess.fix_indentation, "fix_indentation"
+                postprocess.fix_indentation = _indent_only_from_column_0(saved)
+            elif isinstance(what, str) and what != "single":
+                saved = getattr(postprocess, what)
+                setattr(postprocess, what, lambda text, *a, **k: (text, None))
+            try:
+                outs = {}
+                for r in recs:
+                    if r["mode"] == "none":
+                        outs[r["task_id"]] = ""
+                        continue
+                    mode = "single-line" if what == "single" else r["mode"]
+                    outs[r["task_id"]] = _clean(r, tasks[r["task_id"]], mode, special)
+            finally:
+                if saved is not None:
+                    setattr(postprocess, what, saved)
+            if what is None:
+                base = outs
+                drift = sum(1 for r in recs if outs[r["task_id"]] != r["greedy"])
+                notes = [f"recomputed output differs from the recorded one in {drift} tasks"]
+            results = [score(r, outs[r["task_id"]]) for r in recs]
+            changed = sum(1 for r in recs if outs[r["task_id"]] != base.get(r["task_id"]))
+            ok = [x[0] for x in results]
+            lines.append(
+                f"| {name} | {_pct(ok) if suite != 'xfile' else '-'} | "
+                f"{_pct([x[1] for x in results])} | "
+                f"{statistics.mean(x[2] for x in results):.3f} | {changed} |"
+            )
+        lines.extend(["", *notes, ""])
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--suite", choices=("single", "multi", "xfile"), default="single")
@@ -562,9 +713,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="")
     parser.add_argument("--summary", nargs="+", metavar="JSONL", help="print tables and exit")
     parser.add_argument("--list", action="store_true", help="print task counts and exit")
+    parser.add_argument(
+        "--analyze", nargs="+", metavar="JSONL", help="offline post-processing/trigger ablation"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.analyze:
+        ws = args.workspace or str(Path(tempfile.gettempdir()) / "wren-xfile-workspace")
+        print(analyze(args.analyze, ws))
+        return 0
     if args.summary:
         print(summarize(args.summary))
         return 0
