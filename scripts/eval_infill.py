@@ -357,7 +357,12 @@ class RecordingEngine(CompletionEngine):
         def recording(*a: Any, **k: Any) -> list[candidates.Branch]:
             found = original(*a, **k)
             self.branches = [
-                {"text": b.text, "first_token": b.first_token, "first_logprob": b.first_logprob}
+                {
+                    "text": b.text,
+                    "first_token": b.first_token,
+                    "first_logprob": b.first_logprob,
+                    "greedy_logprob": b.greedy_logprob,
+                }
                 for b in found
             ]
             return found

@@ -35,6 +35,7 @@ class Branch:
     text: str
     first_token: str
     first_logprob: float  # log P(first content token) at the branch point
+    greedy_logprob: float = 0.0  # log P(greedy's own token) at the same point
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def branch_candidates(
         logprobs = _log_softmax(logits)
         top = torch.topk(logprobs, alternatives + 4)  # room for skipped tokens
     greedy_first = ids[index] if index < len(ids) else None
+    greedy_logprob = float(logprobs[greedy_first]) if greedy_first is not None else 0.0
     special = set(backend.special_tokens())
     picks: list[tuple[int, float]] = []
     for t, lp in zip(top.indices.tolist(), top.values.tolist(), strict=True):
@@ -118,11 +120,11 @@ def branch_candidates(
             continue
         start = lead_text + first
         if params.stop_at_newline and "\n" in first.strip("\r\n \t"):
-            branches.append(Branch(start, first, logprob))
+            branches.append(Branch(start, first, logprob, greedy_logprob))
             continue
         sub = replace(params, max_new_tokens=max(1, params.max_new_tokens - len(lead) - 1))
         result = backend.generate(prompt + start, sub, cancel, cache_slot=cache_slot)
-        branches.append(Branch(start + result.text, first, logprob))
+        branches.append(Branch(start + result.text, first, logprob, greedy_logprob))
     return branches
 
 
