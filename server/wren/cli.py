@@ -34,8 +34,11 @@ def protect_stdout() -> tuple[object, object]:
     Model libraries print warnings and progress bars, some from C code; after this, fd 1 is
     stderr and only the returned binary stream writes to the client.
     """
-    protocol_out = os.fdopen(os.dup(1), "wb", buffering=0)
-    protocol_in = os.fdopen(os.dup(0), "rb", buffering=0)
+    # Buffered on purpose: a raw (unbuffered) read(n) returns after one pipe read (64 KiB),
+    # which truncates large messages; the buffered reader reads all n bytes. pygls flushes
+    # the writer after every frame.
+    protocol_out = os.fdopen(os.dup(1), "wb")
+    protocol_in = os.fdopen(os.dup(0), "rb")
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     return protocol_in, protocol_out

@@ -39,22 +39,23 @@ def _clip_long_lines(text: str) -> str:
 
 
 def _stable_window_start(prefix: str, max_chars: int) -> int:
-    """Offset of a quantized line start such that prefix[start:] fits in about max_chars."""
+    """Offset of a quantized line start such that prefix[start:] fits in about max_chars.
+
+    Only C-level string searches: the prefix may be megabytes long.
+    """
     if len(prefix) <= max_chars:
         return 0
-    line_starts = [0] + [i + 1 for i, ch in enumerate(prefix) if ch == "\n"]
     need = len(prefix) - max_chars
-    first_ok = next((k for k, s in enumerate(line_starts) if s >= need), len(line_starts) - 1)
-    quantized = ((first_ok + START_QUANTUM - 1) // START_QUANTUM) * START_QUANTUM
-    if quantized >= len(line_starts):
-        quantized = len(line_starts) - 1
-    start = line_starts[quantized]
-    if (
-        len(prefix) - start > max_chars
-        or (start == line_starts[-1]
-        and len(prefix) - start > max_chars)
-    ):
-        start = len(prefix) - max_chars
+    nl = prefix.find("\n", max(0, need - 1))
+    if nl == -1:
+        return need  # one enormous line: cut by characters
+    start = nl + 1
+    line = prefix.count("\n", 0, start)
+    for _ in range((-line) % START_QUANTUM):  # move on to the next quantized line start
+        nxt = prefix.find("\n", start)
+        if nxt == -1:
+            break
+        start = nxt + 1
     return start
 
 
