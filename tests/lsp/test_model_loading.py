@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lsprotocol import types
 from pytest_lsp import LanguageClient
 
 from .conftest import init_params, inline, last_details, open_doc, server_config, status, wait_ready
@@ -22,13 +21,6 @@ from .test_completion import items_of
 async def started(settings: dict[str, Any], **env: str) -> AsyncIterator[LanguageClient]:
     client = await server_config(**env).start()
     assert isinstance(client, LanguageClient)
-    messages: list[str] = []
-
-    @client.feature(types.WINDOW_SHOW_MESSAGE)
-    def on_message(params: types.ShowMessageParams) -> None:
-        messages.append(params.message)
-
-    client.messages = messages  # type: ignore[attr-defined]
     await client.initialize_session(init_params(settings))
     try:
         yield client
@@ -38,11 +30,12 @@ async def started(settings: dict[str, Any], **env: str) -> AsyncIterator[Languag
 
 
 async def wait_messages(client: LanguageClient) -> list[str]:
+    """The window/showMessage texts the server sent (pytest-lsp's client records them)."""
     for _ in range(50):
-        if client.messages:  # type: ignore[attr-defined]
+        if client.messages:
             break
         await asyncio.sleep(0.1)
-    return list(client.messages)  # type: ignore[attr-defined]
+    return [m.message for m in client.messages]
 
 
 async def assert_still_serving(client: LanguageClient) -> None:
