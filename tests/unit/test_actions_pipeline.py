@@ -397,3 +397,17 @@ def test_explain_selection_and_bad_input() -> None:
         bad = explain(model, ExplainRequest(text, "python", a, b), CancelToken())
         assert not bad.ok and word in bad.reason
     assert len(backend.prompts) == 1
+
+
+def test_generate_does_not_repeat_imports_the_file_has() -> None:
+    text = "import math\n\n# area of a circle\n"
+    model, _ = model_for("import math\n\ndef area(r):\n    return math.pi * r * r\n```")
+    out = generate(model, GenerateRequest(text, "python", len(text)), STATIC, CancelToken())
+    assert out.edit is not None
+    assert out.edit.new_text == "def area(r):\n    return math.pi * r * r\n"
+
+
+def test_explain_drops_repeated_paragraphs() -> None:
+    model, _ = model_for("It adds.\n\nIt is simple.\n\nIt adds.\n\nIt is  simple.")
+    out = explain(model, ExplainRequest(FUNC, "python", 60, 60), CancelToken())
+    assert out.markdown.endswith("It adds.\n\nIt is simple.")

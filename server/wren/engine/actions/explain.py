@@ -77,6 +77,20 @@ def cut_to_budget(
     return cut, True
 
 
+def drop_repeated_paragraphs(text: str) -> str:
+    """Small models fall into loops ("The code is a simple example... The code is a simple
+    example..."): keep the first copy of each paragraph and sentence-level repeat."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for para in text.split("\n\n"):
+        key = " ".join(para.split()).lower()
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(para)
+    return "\n\n".join(kept)
+
+
 def header_for(first_line: int, last_line: int, name: str) -> str:
     where = f" of {name}" if name else ""
     lines = f"Line {first_line}" if first_line == last_line else f"Lines {first_line}–{last_line}"
@@ -141,7 +155,7 @@ def explain(
             model_calls=model.calls - calls_before,
             seconds=time.perf_counter() - t0,
         )
-    markdown = header + body.strip() + note
+    markdown = header + drop_repeated_paragraphs(body).strip() + note
     return ExplainOutcome(
         markdown=markdown,
         ok=True,

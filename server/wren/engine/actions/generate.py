@@ -98,6 +98,18 @@ def _imported(name: str, document: str) -> bool:
     return re.search(pattern, document, re.MULTILINE) is not None
 
 
+def _strip_existing_imports(code: str, document: str) -> str:
+    """Drop import lines the document already has (the model repeats the context)."""
+    present = {line.strip() for line in normalize_eol(document).split("\n")}
+    lines = code.split("\n")
+    out = [
+        line
+        for line in lines
+        if not (line.startswith(("import ", "from ")) and line.strip() in present)
+    ]
+    return "\n".join(out).lstrip("\n")
+
+
 def _is_stub(body: str) -> bool:
     meaningful = [
         line.strip()
@@ -181,7 +193,8 @@ def generate(
         else:
             if lang == "python":
                 code = drop_example_usage(code)
-            new_code = dedent(_strip_echoed_comment(code, spec.request)).strip("\n") + "\n"
+            code = _strip_existing_imports(_strip_echoed_comment(code, spec.request), text)
+            new_code = dedent(code).strip("\n") + "\n"
             shown = new_code
         if not new_code.strip() or _is_stub(new_code):
             return "the answer is only a stub; write the actual code"
