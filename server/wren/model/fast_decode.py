@@ -25,7 +25,8 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
-CACHE_GROW = 256  # positions added to a slot's cache at a time
+CACHE_GROW = 256  # positions added to a slot's cache at a time (a multiple of BLOCK)
+BLOCK = 16  # prompt positions whose attention is computed in one fixed-shape call
 
 
 GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0), along the input dimension
@@ -148,8 +149,10 @@ class KVCache:
             return
         new_cap = ((length + CACHE_GROW - 1) // CACHE_GROW) * CACHE_GROW
         n_layers, n_kv, _, hd = self.shape
-        k = torch.empty((n_layers, n_kv, new_cap, hd), dtype=self.dtype)
-        v = torch.empty((n_layers, n_kv, new_cap, hd), dtype=self.dtype)
+        # Zeros, not empty: block attention reads (masked) positions past the valid ones, and
+        # a NaN there would poison the row even behind the mask.
+        k = torch.zeros((n_layers, n_kv, new_cap, hd), dtype=self.dtype)
+        v = torch.zeros((n_layers, n_kv, new_cap, hd), dtype=self.dtype)
         if self.length:
             k[:, :, : self.length] = self.k[:, :, : self.length]
             v[:, :, : self.length] = self.v[:, :, : self.length]
@@ -310,44 +313,68 @@ class LeanModel:
         return KVCache(len(self.layers), self.n_kv, self.head_dim, self.dtype)
 
     def _attention(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: int
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pos: int, blocks: bool
     ) -> torch.Tensor:
         """Causal attention of q [1, nh, t, hd] (positions pos..pos+t-1) over the cache.
 
-        Row by row, with exactly the call a one-token decode step makes: CPU attention
-        kernels round differently for different numbers of query rows (~1e-7), and the bf16
-        activations of the 4-bit path can turn that into a different greedy token. Row-wise,
-        a position's keys and values do not depend on how the prompt was chunked, so KV
-        reuse, background prefill and draft verification give exactly plain decoding's output.
-        (Batched masked attention is not faster here: measured 3.6 vs 12 ms per layer for
-        128 rows at position 500, but the 4-bit matmuls dominate prefill anyway.)
+        CPU attention kernels round differently for different numbers of query rows and keys
+        (~1e-7), and the bf16 activations of the 4-bit path can turn that into a different
+        greedy token. So every position is always computed by a call of one fixed shape:
+
+        - decode rows (`blocks=False`, generated tokens and draft verification): one call per
+          row over exactly the keys it sees, the call a one-token step makes;
+        - prompt rows (`blocks=True`): one call per aligned block of BLOCK positions, padded
+          to BLOCK query rows, over the keys up to the block's end (masked causally). A row's
+          result does not depend on the other rows of the call or on the masked keys
+          (checked bit for bit), so a prompt position's keys/values come out the same however
+          the prompt was chunked or extended keystroke by keystroke.
+
+        The backend reuses only prompt-computed positions across requests, which makes KV
+        reuse exact; decode rows make drafts exact.
         """
         t = q.shape[2]
         gqa = self.n_heads != self.n_kv
-        if t == 1:
-            return F.scaled_dot_product_attention(
-                q, k[:, :, : pos + 1], v[:, :, : pos + 1], scale=self.scale, enable_gqa=gqa
-            )
-        rows = [
-            F.scaled_dot_product_attention(
-                q[:, :, i : i + 1], k[:, :, : pos + i + 1], v[:, :, : pos + i + 1],
+        if not blocks:
+            rows = [
+                F.scaled_dot_product_attention(
+                    q[:, :, i : i + 1], k[:, :, : pos + i + 1], v[:, :, : pos + i + 1],
+                    scale=self.scale, enable_gqa=gqa,
+                )
+                for i in range(t)
+            ]
+            return rows[0] if t == 1 else torch.cat(rows, dim=2)
+        out = []
+        first = pos - pos % BLOCK
+        for start in range(first, pos + t, BLOCK):
+            lo, hi = max(start, pos), min(start + BLOCK, pos + t)  # rows present in this block
+            qb = q.new_zeros((1, q.shape[1], BLOCK, q.shape[3]))
+            qb[:, :, lo - start : hi - start] = q[:, :, lo - pos : hi - pos]
+            mask = self._block_mask(start)
+            ob = F.scaled_dot_product_attention(
+                qb, k[:, :, : start + BLOCK], v[:, :, : start + BLOCK], attn_mask=mask,
                 scale=self.scale, enable_gqa=gqa,
             )
-            for i in range(t)
-        ]
-        return torch.cat(rows, dim=2)
+            out.append(ob[:, :, lo - start : hi - start])
+        return out[0] if len(out) == 1 else torch.cat(out, dim=2)
 
-    def forward(self, ids: list[int], cache: KVCache, all_logits: bool = False) -> torch.Tensor:
+    def _block_mask(self, start: int) -> torch.Tensor:
+        end = start + BLOCK
+        return torch.arange(end).unsqueeze(0) <= torch.arange(start, end).unsqueeze(1)
+
+    def forward(
+        self, ids: list[int], cache: KVCache, all_logits: bool = False, prompt: bool = False
+    ) -> torch.Tensor:
         """Run `ids` after the cache's positions; append their keys/values; return logits.
 
         Returns [vocab] logits after the last id, or [len(ids), vocab] with `all_logits`.
+        `prompt`: compute attention in aligned blocks (see `_attention`), for prompt tokens.
         """
         t = len(ids)
         pos = cache.length
         end = pos + t
         if end > self.max_positions:
             raise ValueError(f"sequence of {end} tokens is longer than the model's context")
-        cache.ensure(end)
+        cache.ensure(end + BLOCK)
         x = self.embed[torch.tensor(ids, dtype=torch.long)].float()  # [t, d]
         cos = self.cos[pos:end]  # [t, hd], broadcast over heads
         sin = self.sin[pos:end]
@@ -364,7 +391,9 @@ class LeanModel:
             qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
             ck[li, :, pos:end] = qk[nh:]
             cv[li, :, pos:end] = qkv[:, qs + kvs :].view(t, nkv, hd).transpose(0, 1)
-            attn = self._attention(qk[:nh].unsqueeze(0), ck[li : li + 1], cv[li : li + 1], pos)
+            attn = self._attention(
+                qk[:nh].unsqueeze(0), ck[li : li + 1], cv[li : li + 1], pos, prompt
+            )
             x = x + layer.o(attn[0].transpose(0, 1).reshape(t, qs))
             gu = layer.gate_up(F.rms_norm(x, shape, layer.ln2, eps))
             inter = gu.shape[1] // 2

@@ -69,6 +69,9 @@ class CacheSlot:
     tokens: list[int] = field(default_factory=list)
     past: Any = None  # fast_decode.KVCache, or a transformers DynamicCache
     last_logits: Any = None  # logits after the last token in `tokens`
+    # Leading positions computed as prompt (lean decoder: block attention). Only these are
+    # reused by a later prompt: decoded positions round differently (see LeanModel._attention).
+    prompt_len: int = 0
 
     def nbytes(self) -> int:
         if self.past is None:
@@ -99,6 +102,20 @@ def crop_to(past: Any, length: int) -> None:
     remove = past.get_seq_length() - length
     if remove > 0:
         past.crop(-remove)
+
+
+def after_prompt(prompt: str, lookup_text: str) -> str:
+    """The part of the lookup text the prompt does not already hold (its tokens are indexed
+    from the prompt itself): what follows the prompt's last characters in it.
+
+    That part (the code after the cursor) stays the same while the user types at one place,
+    so its token index is memoised across keystrokes instead of re-tokenizing ~10k chars.
+    """
+    tail = prompt[-48:]
+    if not tail or not lookup_text:
+        return lookup_text
+    at = lookup_text.rfind(tail)
+    return lookup_text[at + len(tail) :] if at >= 0 else lookup_text
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -213,10 +230,12 @@ class TransformersBackend:
 
         return DynamicCache(config=self.model.config)
 
-    def _forward(self, ids: Sequence[int], past: Any, all_logits: bool = False) -> Any:
+    def _forward(
+        self, ids: Sequence[int], past: Any, all_logits: bool = False, prompt: bool = False
+    ) -> Any:
         """Logits after each of `ids` ([n, vocab]) or, by default, after the last ([vocab])."""
         if self.lean is not None:
-            return self.lean.forward(list(ids), past, all_logits=all_logits)
+            return self.lean.forward(list(ids), past, all_logits=all_logits, prompt=prompt)
         input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
         out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
         return out.logits[0] if all_logits else out.logits[0, -1]
@@ -228,7 +247,12 @@ class TransformersBackend:
         reuse = common_prefix_len(slot.tokens, ids)
         if slot.past is None:
             reuse = 0
-        if reuse == len(ids) and reuse == len(slot.tokens) and slot.last_logits is not None:
+        if self.lean is not None:
+            reuse = min(reuse, slot.prompt_len)
+        if (
+            reuse == len(ids) == len(slot.tokens) == slot.prompt_len
+            and slot.last_logits is not None
+        ):
             return slot.last_logits, reuse
         if reuse == len(ids):
             reuse -= 1  # need at least one token to get fresh logits
@@ -238,15 +262,17 @@ class TransformersBackend:
         else:
             crop_to(slot.past, reuse)
         slot.tokens = ids[:reuse]
+        slot.prompt_len = reuse
         slot.last_logits = None
         logits = None
         pos = reuse
         while pos < len(ids):
             cancel.raise_if_cancelled()
             chunk = ids[pos : pos + PREFILL_CHUNK]
-            logits = self._forward(chunk, slot.past)
+            logits = self._forward(chunk, slot.past, prompt=True)
             pos += len(chunk)
             slot.tokens = ids[:pos]
+            slot.prompt_len = pos
         slot.last_logits = logits
         return logits, reuse
 
@@ -299,8 +325,9 @@ class TransformersBackend:
         on_text: Callable[[str], None] | None = None,
     ) -> GenerationResult:
         ids = self._prompt_ids(prompt, params.max_new_tokens)
+        lookup = after_prompt(prompt, params.lookup_text)
         return self._guarded(
-            lambda: self._generate_locked(ids, params, cancel, cache_slot, on_text)
+            lambda: self._generate_locked(ids, params, cancel, cache_slot, on_text, lookup)
         )
 
     def _lookup_index(self, text: str) -> NgramIndex | None:
@@ -322,6 +349,7 @@ class TransformersBackend:
         cancel: CancelToken,
         cache_slot: str | None,
         on_text: Callable[[str], None] | None,
+        lookup: str = "",
     ) -> GenerationResult:
         slot = self._slot(cache_slot)
         t0 = time.perf_counter()
@@ -332,7 +360,7 @@ class TransformersBackend:
         indexes: list[NgramIndex] = []
         running: NgramIndex | None = None
         if self.speculative:
-            doc = self._lookup_index(params.lookup_text)
+            doc = self._lookup_index(lookup)
             if doc is not None:
                 indexes.append(doc)
             # The sequence so far, all but its newest token (see NgramIndex).

@@ -40,12 +40,16 @@ class NgramIndex:
                 if end >= n:
                     last[tuple(toks[end - n : end])] = end
 
-    def continuation(self, context: Sequence[int], k: int) -> list[int]:
-        """Up to `k` tokens that followed the longest n-gram suffix of `context` seen here."""
+    def continuation(self, context: Sequence[int], k: int, n: int | None = None) -> list[int]:
+        """Up to `k` tokens that followed the longest n-gram suffix of `context` seen here
+        (only the `n`-gram when `n` is given)."""
         if k <= 0:
             return []
-        for n in range(min(MAX_NGRAM, len(context)), MIN_NGRAM - 1, -1):
-            end = self._last.get(tuple(context[len(context) - n :]))
+        sizes = [n] if n is not None else range(min(MAX_NGRAM, len(context)), MIN_NGRAM - 1, -1)
+        for size in sizes:
+            if size > len(context):
+                continue
+            end = self._last.get(tuple(context[len(context) - size :]))
             if end is not None and end < len(self.tokens):
                 return self.tokens[end : end + k]
         return []
@@ -54,11 +58,12 @@ class NgramIndex:
 def draft_tokens(
     context: Sequence[int], indexes: Sequence[NgramIndex], k: int
 ) -> list[int]:
-    """The first non-empty draft from `indexes` (most specific source first)."""
-    for index in indexes:
-        draft = index.continuation(context, k)
-        if draft:
-            return draft
+    """A draft after the longest n-gram match in any index (earlier indexes win ties)."""
+    for n in range(min(MAX_NGRAM, len(context)), MIN_NGRAM - 1, -1):
+        for index in indexes:
+            draft = index.continuation(context, k, n)
+            if draft:
+                return draft
     return []
 
 

@@ -1,0 +1,520 @@
+"""Completion latency under realistic typing, Wren vs llama-cpp-python, side by side.
+
+Replays typing over real multi-file Python (the standard library's own sources): at N sampled
+lines (fixed seed) the line is removed, the cursor placed at its indentation, and the line is
+typed again character by character with human-like gaps. The client is simulated the way the
+VS Code client behaves: a request after each burst (120 ms of quiet, `debounceMs`), the
+previous request cancelled when a key arrives, the server's adaptive debounce on top, one
+scheduler job per document that supersedes the older one, and a BACKGROUND prefill when the
+cursor arrives at a place. Both sides run the same pipeline (CompletionEngine + Scheduler +
+the completion cache) and the same keystroke timeline; only the backend differs: Wren's
+TransformersBackend in this process, or llama-cpp-python (same GGUF, its prefix reuse and RAM
+prompt cache) in the separate benchmark venv, fed the same token ids. Positions alternate
+which side goes first, so the shared, noisy CPU hurts both alike.
+
+    .venv/bin/python scripts/bench_latency.py                  # everything (~15 min)
+    .venv/bin/python scripts/bench_latency.py --positions 8 --no-cold-start --no-peer  # quick
+
+The peer needs `.bench-venv` with llama-cpp-python (built from source, CPU):
+    python -m venv .bench-venv && CMAKE_ARGS="-DGGML_NATIVE=ON" \\
+        .bench-venv/bin/pip install --no-binary llama-cpp-python llama-cpp-python
+Writes artifacts/bench_latency.json, docs/latency-cdf.png and prints a Markdown summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+import math
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+MODULES = [
+    "json.decoder", "argparse", "textwrap", "shlex", "csv", "difflib", "fractions",
+    "statistics", "heapq", "bisect", "queue", "string", "dataclasses", "functools",
+    "pprint", "calendar", "configparser", "gettext", "ipaddress", "tokenize",
+]
+CLIENT_DEBOUNCE_S = 0.120  # wren.completion.debounceMs default
+
+
+# -- the typing script ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Position:
+    module: str
+    path: str
+    line: int
+    indent: str
+    target: str  # what the user types after the indentation
+    text: str  # the document with the line emptied (indentation kept)
+    offset: int  # cursor: after the indentation
+    seed: int
+
+
+def sample_positions(n: int, seed: int) -> list[Position]:
+    rng = random.Random(seed)
+    files = []
+    for name in MODULES:
+        path = inspect.getsourcefile(importlib.import_module(name))
+        if path:
+            files.append((name, path, Path(path).read_text(encoding="utf-8")))
+    out: list[Position] = []
+    while len(out) < n:
+        name, path, src = rng.choice(files)
+        lines = src.split("\n")
+        i = rng.randrange(20, len(lines) - 5)
+        line = lines[i]
+        body = line.strip()
+        if not (10 <= len(body) <= 72) or body[0] in "#\"'" or not any(c in body for c in "=(.:"):
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        before = "\n".join(lines[:i]) + "\n" + indent
+        text = before + "\n" + "\n".join(lines[i + 1 :])
+        out.append(Position(name, path, i, indent, body, text, len(before), rng.randrange(1 << 30)))
+    return out
+
+
+def keystroke_gaps(pos: Position) -> tuple[float, list[float]]:
+    """(pause before typing, gap before each character): ~110 ms median, longer after
+    spaces and punctuation, an occasional thinking pause."""
+    rng = random.Random(pos.seed)
+    pause = rng.uniform(0.4, 1.2)
+    gaps = []
+    prev = ""
+    for ch in pos.target:
+        gap = math.exp(rng.gauss(math.log(0.11), 0.35))
+        if prev in " ,.(:=" or ch in " ,.(:=":
+            gap += 0.06
+        if rng.random() < 0.06:
+            gap += rng.uniform(0.4, 1.0)
+        gaps.append(gap)
+        prev = ch
+    return pause, gaps
+
+
+# -- one side of the replay -----------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    side: str
+    position: int
+    chars_typed: int
+    outcome: str  # complete | empty | skip | cancelled | error
+    source: str = ""  # model | cache
+    latency_ms: float = 0.0
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    new_tokens: int = 0
+    generated_tokens: int = 0
+    prefill_ms: float = 0.0
+    decode_ms: float = 0.0
+    drafted: int = 0
+    accepted: int = 0
+    stop_reason: str = ""
+    text: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Side:
+    """One backend behind the real pipeline: CompletionEngine + Scheduler + adaptive debounce."""
+
+    def __init__(self, name: str, backend: Any, card: Any, prefill: bool) -> None:
+        from wren.config import Settings
+        from wren.engine.completion import CompletionEngine
+        from wren.engine.scheduler import Scheduler
+
+        self.name = name
+        self.backend = backend
+        self.engine = CompletionEngine(backend, card)
+        self.scheduler = Scheduler()
+        self.settings = Settings()
+        self.prefill = prefill
+        self.stats = SimpleNamespace(last_request_at={}, typing_interval={})
+        self.records: list[Record] = []
+        self.prefills: list[float] = []
+
+    def background_prefill(self, snapshot: Any) -> None:
+        from wren.engine.scheduler import BACKGROUND
+
+        t0 = time.perf_counter()
+
+        def job(cancel: Any) -> int:
+            n = self.engine.prefill(snapshot, self.settings, cancel)
+            self.prefills.append((time.perf_counter() - t0) * 1000)
+            return n
+
+        self.scheduler.submit(job, BACKGROUND, key=f"prefill:{snapshot.uri}")
+
+    async def request(self, snapshot: Any, index: int, typed: int) -> None:
+        from wren.engine.completion import CompletionDetails
+        from wren.engine.scheduler import INTERACTIVE
+        from wren.errors import GenerationCancelled
+        from wren.lsp.inline_completion import adaptive_debounce
+
+        t0 = time.perf_counter()
+        rec = Record(self.name, index, typed, "cancelled")
+        self.records.append(rec)
+        details = CompletionDetails(uri=snapshot.uri, line=0, character=0, version=typed)
+        self.scheduler.cancel_background()
+        delay = adaptive_debounce(self, snapshot.uri)  # type: ignore[arg-type]
+        cancel = None
+        try:
+            if delay:
+                await asyncio.sleep(delay)
+
+            def job(c: Any) -> Any:
+                return self.engine.complete(snapshot, self.settings, c, details, None)
+
+            future, cancel = self.scheduler.submit(job, INTERACTIVE, key=f"complete:{snapshot.uri}")
+            outcome = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            if cancel is not None:
+                cancel.cancel("cancelled by the editor")
+            return
+        except GenerationCancelled:
+            return
+        except Exception as err:  # recorded, the replay goes on
+            rec.outcome, rec.text = "error", f"{type(err).__name__}: {err}"
+            return
+        rec.latency_ms = (time.perf_counter() - t0) * 1000
+        d = details
+        if d.decision == "skip" and not d.source:
+            rec.outcome = "skip"
+        else:
+            rec.outcome = "complete" if outcome.text else "empty"
+        rec.source = d.source
+        rec.prompt_tokens, rec.cached_tokens = d.prompt_tokens, d.cached_tokens
+        rec.new_tokens, rec.generated_tokens = d.new_tokens, d.generated_tokens
+        rec.prefill_ms = d.timings_ms.get("prefill", 0.0)
+        rec.decode_ms = d.timings_ms.get("decode", 0.0)
+        rec.drafted, rec.accepted = d.drafted_tokens, d.accepted_tokens
+        rec.stop_reason, rec.text = d.stop_reason, outcome.text
+        rec.timings_ms = {k: round(v, 2) for k, v in d.timings_ms.items()}
+
+    async def type_position(self, pos: Position, index: int) -> None:
+        from wren.engine.types import Snapshot
+
+        uri = Path(pos.path).as_uri()
+        pause, gaps = keystroke_gaps(pos)
+        text, offset = pos.text, pos.offset
+
+        def snap(version: int) -> Snapshot:
+            return Snapshot(uri=uri, text=text, offset=offset, version=version, path=pos.path)
+
+        self.engine.recent.update(uri, text, "python")
+        if self.prefill:
+            self.background_prefill(snap(0))
+        await asyncio.sleep(pause)
+        inflight: asyncio.Task[None] | None = None
+        fired = False
+        for i, ch in enumerate(pos.target):
+            if i:
+                await asyncio.sleep(max(0.0, gaps[i] - CLIENT_DEBOUNCE_S) if fired else gaps[i])
+            if inflight is not None and not inflight.done():
+                inflight.cancel()  # VS Code cancels the open request when a key arrives
+            text = text[:offset] + ch + text[offset:]
+            offset += 1
+            self.engine.recent.update(uri, text, "python")
+            fired = False
+            nxt = gaps[i + 1] if i + 1 < len(gaps) else 10.0
+            if nxt > CLIENT_DEBOUNCE_S:  # the client's debounce expires before the next key
+                await asyncio.sleep(CLIENT_DEBOUNCE_S)
+                inflight = asyncio.create_task(self.request(snap(i + 1), index, i + 1))
+                fired = True
+        if inflight is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(inflight, timeout=10)
+
+
+def replay(sides: list[Side], positions: list[Position]) -> None:
+    async def run() -> None:
+        for i, pos in enumerate(positions):
+            order = sides if i % 2 == 0 else list(reversed(sides))
+            for side in order:
+                await side.type_position(pos, i)
+            print(f"  position {i + 1}/{len(positions)} {pos.module}:{pos.line + 1}", flush=True)
+
+    asyncio.run(run())
+
+
+# -- measurements around the replay --------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    v = sorted(values)
+    k = (len(v) - 1) * q
+    lo, hi = math.floor(k), math.ceil(k)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+def summarize(records: list[Record]) -> dict[str, Any]:
+    answered = [r for r in records if r.outcome in ("complete", "empty")]
+    lat = [r.latency_ms for r in answered]
+    model = [r for r in answered if r.source == "model"]
+    gen_tokens = sum(r.generated_tokens for r in model)
+    decode_s = sum(r.decode_ms for r in model) / 1000
+    return {
+        "requests": len(records),
+        "answered": len(answered),
+        "with_suggestion": sum(r.outcome == "complete" for r in records),
+        "cancelled": sum(r.outcome == "cancelled" for r in records),
+        "skipped_by_trigger": sum(r.outcome == "skip" for r in records),
+        "errors": sum(r.outcome == "error" for r in records),
+        "p50_ms": percentile(lat, 0.5),
+        "p75_ms": percentile(lat, 0.75),
+        "p95_ms": percentile(lat, 0.95),
+        "p99_ms": percentile(lat, 0.99),
+        "mean_ms": statistics.fmean(lat) if lat else float("nan"),
+        "from_cache_share": sum(r.source == "cache" for r in answered) / max(1, len(answered)),
+        "kv_reuse_share": sum(r.cached_tokens > 0 for r in model) / max(1, len(model)),
+        "cached_token_share": sum(r.cached_tokens for r in model)
+        / max(1, sum(r.prompt_tokens for r in model)),
+        "mean_new_tokens": statistics.fmean([r.new_tokens for r in model]) if model else 0.0,
+        "mean_prompt_tokens": statistics.fmean([r.prompt_tokens for r in model]) if model else 0,
+        "decode_tokens_per_s": gen_tokens / decode_s if decode_s else float("nan"),
+        "draft_acceptance": sum(r.accepted for r in model) / max(1, sum(r.drafted for r in model)),
+        "latencies_ms": lat,
+    }
+
+
+def memory_bandwidth_gbs(threads: int) -> float:
+    import torch
+
+    torch.set_num_threads(threads)
+    x = torch.ones(128 * 1024 * 1024)  # 512 MB
+    best = 0.0
+    for _ in range(5):
+        t0 = time.perf_counter()
+        x.sum()
+        best = max(best, x.numel() * 4 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def decode_rate(backend: Any, prompt: str, n: int = 64) -> float:
+    """Plain greedy decode tokens/s (no drafting), after the prompt is prefilled."""
+    from wren.engine.types import CancelToken, GenerationParams
+
+    spec = backend.speculative
+    backend.speculative = False
+    try:
+        params = GenerationParams(max_new_tokens=n, time_budget_s=120.0)
+        backend.prefill(prompt, "__rate__", CancelToken())
+        best = 0.0
+        for _ in range(3):
+            r = backend.generate(prompt, params, CancelToken(), cache_slot="__rate__")
+            best = max(best, r.tokens / r.decode_s)
+        return best
+    finally:
+        backend.speculative = spec
+
+
+def hf_decode_rate(loaded: Any, prompt: str, n: int = 32) -> float:
+    """transformers' own forward with a DynamicCache, one token per step (the old path)."""
+    import torch
+    from transformers import DynamicCache
+
+    tok, model = loaded.tokenizer, loaded.model
+    ids = tok(prompt, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        past = DynamicCache(config=model.config)
+        out = model(torch.tensor([ids]), past_key_values=past, use_cache=True)
+        nxt = int(out.logits[0, -1].argmax())
+        t0 = time.perf_counter()
+        for _ in range(n):
+            out = model(torch.tensor([[nxt]]), past_key_values=past, use_cache=True)
+            nxt = int(out.logits[0, -1].argmax())
+        return n / (time.perf_counter() - t0)
+
+
+def cold_start(cache_dir: str | None) -> dict[str, Any]:
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["WREN_CACHE_DIR"] = cache_dir
+    t0 = time.time()
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "bench" / "cold_start.py"), str(t0)],
+        env=env, capture_output=True, text=True, timeout=600, check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def draw_cdf(summaries: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5), dpi=120)
+    for name, s in summaries.items():
+        lat = sorted(s["latencies_ms"])
+        if not lat:
+            continue
+        ys = [(i + 1) / len(lat) for i in range(len(lat))]
+        ax.step(lat, ys, where="post", label=f"{name} (p50 {s['p50_ms']:.0f} ms, "
+                f"p95 {s['p95_ms']:.0f} ms)")
+    for x, label in ((150, "p50 target"), (400, "p95 target")):
+        ax.axvline(x, color="grey", ls=":", lw=1)
+        ax.text(x, 0.02, f" {label}", color="grey", fontsize=8, rotation=90, va="bottom")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlabel("request → response (ms, symlog)")
+    ax.set_ylabel("share of answered requests")
+    ax.set_title("Inline completion latency, replayed typing over stdlib code (2-core CPU)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--positions", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-peer", action="store_true", help="skip llama-cpp-python")
+    ap.add_argument("--no-prefill", action="store_true", help="no background prefill")
+    ap.add_argument("--no-cold-start", action="store_true")
+    ap.add_argument("--bench-python", default=str(ROOT / ".bench-venv" / "bin" / "python"))
+    ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_latency.json"))
+    ap.add_argument("--chart", default=str(ROOT / "docs" / "latency-cdf.png"))
+    args = ap.parse_args()
+
+    from wren.model.generation import TransformersBackend
+    from wren.model.loading import configure_threads, default_model_file, load_model
+
+    threads = configure_threads()
+    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "threads": threads,
+                              "cpu": _cpu_name(), "positions": args.positions, "seed": args.seed}
+    if not args.no_cold_start:
+        print("cold start (conversion cache present) ...", flush=True)
+        result["cold_start_cached"] = cold_start(None)
+        with tempfile.TemporaryDirectory() as tmp:
+            print("cold start (empty cache: GGUF conversion) ...", flush=True)
+            result["cold_start_uncached"] = cold_start(tmp)
+
+    t0 = time.perf_counter()
+    loaded = load_model()
+    wren = TransformersBackend(loaded)
+    wren.warm_up()
+    result["load_s"] = time.perf_counter() - t0
+    lean = wren.lean
+    result["weights"] = lean.weights if lean is not None else "transformers"
+    result["rss_after_load_mb"] = rss_mb()
+
+    # Physical bound: bytes of weights read per decode step over streaming bandwidth.
+    bw = memory_bandwidth_gbs(threads)
+    probe = "<filename>decoder.py\n" + Path(inspect.getsourcefile(importlib.import_module(
+        "json.decoder")) or "").read_text()[:2400]
+    bound: dict[str, Any] = {"bandwidth_gbs": bw}
+    if lean is not None:
+        bpt = lean.weight_bytes_per_token()
+        bound.update(weight_mb_per_token=bpt / 1e6, bound_tokens_per_s=bw * 1e9 / bpt)
+    bound["wren_decode_tokens_per_s"] = decode_rate(wren, probe)
+    fp32 = TransformersBackend(loaded, speculative=False)
+    from wren.model.fast_decode import LeanModel
+
+    fp32.lean = LeanModel.build(loaded.model, weights="fp32")
+    if fp32.lean is not None:
+        bound["fp32_weight_mb_per_token"] = fp32.lean.weight_bytes_per_token() / 1e6
+        bound["fp32_bound_tokens_per_s"] = bw * 1e9 / fp32.lean.weight_bytes_per_token()
+        bound["fp32_lean_decode_tokens_per_s"] = decode_rate(fp32, probe)
+    fp32.lean = None
+    bound["transformers_fp32_decode_tokens_per_s"] = hf_decode_rate(loaded, probe)
+    del fp32
+    result["bound"] = bound
+    print(json.dumps(bound, indent=1), flush=True)
+
+    positions = sample_positions(args.positions, args.seed)
+    sides = [Side("Wren", wren, loaded.card, not args.no_prefill)]
+    peer = None
+    model_file = default_model_file()
+    if not args.no_peer and Path(args.bench_python).exists() and model_file is not None:
+        from bench.llama_backend import LlamaCppBackend
+
+        peer = LlamaCppBackend(args.bench_python, model_file, wren, threads)
+        bound["llama_cpp_decode_tokens_per_s"] = peer.call(
+            {"op": "decode_rate", "ids": wren.tokenize(probe), "n": 64}
+        )["tokens_per_s"]
+        sides.append(Side("llama-cpp-python", peer, loaded.card, not args.no_prefill))
+    print(f"replaying {len(positions)} positions ...", flush=True)
+    replay(sides, positions)
+    result["peak_rss_mb"] = rss_mb()
+    if peer is not None:
+        result["peer_peak_rss_mb"] = peer.call({"op": "rss"})["peak_rss_mb"]
+        peer.close()
+    summaries = {s.name: summarize(s.records) for s in sides}
+    for s in sides:
+        s.scheduler.close()
+        summaries[s.name]["background_prefills"] = len(s.prefills)
+    result["summary"] = summaries
+    result["records"] = [asdict(r) for s in sides for r in s.records]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    draw_cdf(summaries, Path(args.chart))
+    print(markdown(result))
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    s = result["summary"]
+    w = s["Wren"]
+    p = s.get("llama-cpp-python")
+    rows = ["| | Wren | llama-cpp-python | Wren / peer |", "|---|---|---|---|"]
+
+    def row(label: str, key: str, fmt: str = "{:.0f}") -> None:
+        peer = p[key] if p else float("nan")
+        ratio = w[key] / peer if p and peer else float("nan")
+        rows.append(f"| {label} | {fmt.format(w[key])} | {fmt.format(peer)} | {ratio:.2f} |")
+
+    row("p50 ms", "p50_ms")
+    row("p75 ms", "p75_ms")
+    row("p95 ms", "p95_ms")
+    row("p99 ms", "p99_ms")
+    row("mean ms", "mean_ms")
+    row("answered requests", "answered")
+    row("cancelled requests", "cancelled")
+    row("answered from the completion cache", "from_cache_share", "{:.0%}")
+    row("model requests with KV reuse", "kv_reuse_share", "{:.0%}")
+    row("prompt tokens served from KV cache", "cached_token_share", "{:.0%}")
+    row("decode tok/s in the replay (incl. drafts)", "decode_tokens_per_s", "{:.0f}")
+    lines = "\n".join(rows)
+    return lines + "\n\n" + json.dumps(
+        {k: v for k, v in result.items() if k not in ("summary", "records")}, indent=1
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,250 @@
+"""Generation correctness with the real default model: KV reuse, drafting, caches, memory.
+
+Exactness, not timing: every fast path must give token for token what a plain greedy run
+from an empty cache gives. (Timings live in scripts/bench_latency.py and BENCHMARKS.md.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import json.decoder
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from wren.config import Settings
+from wren.engine.completion import CompletionDetails, CompletionEngine
+from wren.engine.types import CancelToken, GenerationParams, Snapshot
+from wren.model.generation import TransformersBackend
+from wren.model.loading import LoadedModel, load_model
+
+pytestmark = pytest.mark.model
+
+SOURCE = inspect.getsource(json.decoder)
+PARAMS = GenerationParams(max_new_tokens=16, time_budget_s=120.0)
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def backend(loaded: LoadedModel) -> TransformersBackend:
+    return TransformersBackend(loaded, speculative=False)
+
+
+@pytest.fixture(scope="module")
+def spec_backend(loaded: LoadedModel) -> TransformersBackend:
+    return TransformersBackend(loaded, speculative=True)
+
+
+def fresh(backend: TransformersBackend, prompt: str, params: GenerationParams = PARAMS) -> str:
+    """Plain greedy from an empty cache (no slot: nothing is kept or reused)."""
+    return backend.generate(prompt, params, CancelToken(), cache_slot=None).text
+
+
+def header(body: str) -> str:
+    return "<filename>decoder.py\n" + body
+
+
+def cut(marker: str, extra: int = 0, window: int = 900) -> str:
+    """About `window` chars of source (from a line start) up to the end of `marker`."""
+    end = SOURCE.index(marker) + len(marker) + extra
+    start = SOURCE.rfind("\n", 0, max(0, end - window)) + 1
+    return SOURCE[start:end]
+
+
+@dataclass
+class Edit:
+    name: str
+    prompts: list[str]
+
+
+def edit_sequences() -> Iterator[Edit]:
+    base = cut("        nextchar = s[end:end + 1]\n")
+    line = "        if nextchar != '\"':\n"
+    # Typing a line char by char (bursts of 3), as a user would.
+    yield Edit("typing", [header(base + line[:k]) for k in range(0, len(line), 5)])
+    # Typing, then backspacing over part of it, then typing something else.
+    typed = base + "        if nextc"
+    yield Edit(
+        "deletions",
+        [header(typed), header(typed[:-3]), header(typed[:-6]), header(typed[:-6] + "end =")],
+    )
+    # An edit far before the cursor (a renamed name 40 lines up), then back again.
+    renamed = base.replace("pairs_append = ", "pairs_add = ", 1)
+    assert renamed != base
+    yield Edit("edit before the cursor", [header(base), header(renamed), header(base)])
+    # Jumping elsewhere in the file and back.
+    other = cut("    def __init__(self, *, object_hook=None,", 1)
+    yield Edit("jump", [header(base), header(other), header(base + "        if")])
+
+
+@pytest.mark.parametrize("edit", list(edit_sequences()), ids=lambda e: e.name)
+def test_kv_reuse_gives_the_same_tokens_as_a_fresh_run(
+    backend: TransformersBackend, edit: Edit
+) -> None:
+    slot = f"test-reuse-{edit.name}"
+    reused_any = False
+    for prompt in edit.prompts:
+        got = backend.generate(prompt, PARAMS, CancelToken(), cache_slot=slot)
+        reused_any = reused_any or got.cached_tokens > 0
+        assert got.text == fresh(backend, prompt), prompt[-80:]
+    assert reused_any, "the slot was never reused: the test did not test reuse"
+
+
+def test_background_prefill_then_generate_reuses_the_whole_prompt(
+    backend: TransformersBackend,
+) -> None:
+    prompt = header(cut("        if nextchar =="))
+    pre = backend.prefill(prompt, "test-prefill", CancelToken())
+    assert pre.tokens == 0 and pre.cached_tokens == 0
+    got = backend.generate(prompt, PARAMS, CancelToken(), cache_slot="test-prefill")
+    assert got.cached_tokens == got.prompt_tokens  # nothing left to prefill
+    assert got.text == fresh(backend, prompt)
+
+
+def test_prefill_stops_on_cancel_and_keeps_its_progress(backend: TransformersBackend) -> None:
+    from wren.errors import GenerationCancelled
+
+    prompt = header(SOURCE[:2400])
+    cancel = CancelToken()
+    calls = 0
+
+    def stop_after_two_chunks() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            cancel.cancel("a real request")
+
+    cancel.checkpoint = stop_after_two_chunks
+    with pytest.raises(GenerationCancelled):
+        backend.prefill(prompt, "test-cancel", cancel)
+    got = backend.generate(prompt, PARAMS, CancelToken(), cache_slot="test-cancel")
+    assert 2 * 128 <= got.cached_tokens < got.prompt_tokens
+    assert got.text == fresh(backend, prompt)
+
+
+SPEC_CASES = [
+    cut("        nextchar = s[end:end + 1]\n"),
+    cut("    def decode(self, s, _w=WHITESPACE.match):\n"),
+    cut("            raise JSONDecodeError(", 0),
+    cut("def JSONObject(s_and_end, strict, scan_once, object_hook, object_pairs_hook,\n"),
+]
+
+
+@pytest.mark.parametrize("body", SPEC_CASES, ids=range(len(SPEC_CASES)))
+def test_prompt_lookup_drafting_gives_plain_greedy_output(
+    backend: TransformersBackend, spec_backend: TransformersBackend, body: str
+) -> None:
+    params = GenerationParams(max_new_tokens=40, time_budget_s=120.0, lookup_text=SOURCE)
+    plain = backend.generate(header(body), params, CancelToken(), cache_slot=None)
+    drafted = spec_backend.generate(header(body), params, CancelToken(), cache_slot="spec")
+    assert drafted.text == plain.text
+    assert drafted.tokens == plain.tokens
+
+
+def test_drafts_are_accepted_on_repetitive_code(spec_backend: TransformersBackend) -> None:
+    rows = "".join(f"    table[{i}] = compute_value(table, {i}, scale=2)\n" for i in range(12))
+    prompt = "<filename>table.py\ndef fill(table):\n" + rows + "    table[12] ="
+    params = GenerationParams(max_new_tokens=40, time_budget_s=120.0, lookup_text=prompt)
+    got = spec_backend.generate(prompt, params, CancelToken(), cache_slot=None)
+    assert getattr(got, "accepted", 0) > 0
+    assert getattr(got, "passes", got.tokens) < got.tokens  # fewer passes than tokens
+    spec_backend.speculative = False
+    try:
+        assert spec_backend.generate(prompt, params, CancelToken()).text == got.text
+    finally:
+        spec_backend.speculative = True
+
+
+def test_transformers_fallback_path_reuses_too(loaded: LoadedModel) -> None:
+    hf = TransformersBackend(loaded, lean=False, speculative=False)
+    assert hf.lean is None
+    base = header(cut("        nextchar = s[end:end + 1]\n"))
+    a = hf.generate(base, PARAMS, CancelToken(), cache_slot="hf")
+    b = hf.generate(base + "        if", PARAMS, CancelToken(), cache_slot="hf")
+    assert b.cached_tokens > 0
+    assert b.text == hf.generate(base + "        if", PARAMS, CancelToken()).text
+    assert a.text
+
+
+# -- the completion cache through the real pipeline ----------------------------------------
+
+
+CODE = textwrap.dedent(
+    """\
+    import os
+
+
+    def list_python_files(folder):
+        result = []
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".py"):
+                result.append(os.path.join(folder, name))
+        return result
+
+
+    def count_lines(path):
+        with open(path) as fh:
+            return sum(1 for _ in fh)
+
+
+    def total_lines(folder):
+        total = 0
+        for path in list_python_files(folder):
+            total += """
+)
+
+
+def complete(engine: CompletionEngine, text: str, offset: int | None = None) -> CompletionDetails:
+    offset = len(text) if offset is None else offset
+    snap = Snapshot(uri="file:///tmp/wren-test/lines.py", text=text, offset=offset)
+    details = CompletionDetails(uri=snap.uri, line=0, character=0, version=0)
+    engine.complete(snap, Settings(), CancelToken(), details)
+    return details
+
+
+def test_completion_cache_never_serves_a_stale_suggestion(
+    backend: TransformersBackend,
+) -> None:
+    engine = CompletionEngine(backend, backend.card)
+    first = complete(engine, CODE)
+    assert first.source == "model" and first.completion, first.reason
+    suggestion = first.completion
+    # Typing the suggestion's first character: answered from the cache, the rest of it.
+    through = complete(engine, CODE + suggestion[0])
+    if len(suggestion) > 1:
+        assert through.source == "cache"
+        assert through.completion == suggestion[1:]
+    # Typing something else: never the old suggestion.
+    other = "Z" if suggestion[0] != "Z" else "Q"
+    changed = complete(engine, CODE + other)
+    assert changed.source == "model"
+    # An edit before the cursor on the same line changes the key: recomputed, and equal to
+    # what an engine with no history answers.
+    edited = CODE[: -len("total += ")] + "total -= "
+    again = complete(engine, edited)
+    assert again.source == "model"
+    assert again.completion == complete(CompletionEngine(backend, backend.card), edited).completion
+    # Text after the cursor changed (same prefix): not served from the cache either.
+    with_suffix = CODE + "\n        print(total)\n"
+    after = complete(engine, with_suffix, offset=len(CODE))
+    assert after.source == "model" or after.completion == first.completion
+
+
+def test_kv_cache_memory_stays_within_its_budget(loaded: LoadedModel) -> None:
+    budget = 96 * 1024 * 1024
+    small = TransformersBackend(loaded, cache_budget_bytes=budget, speculative=False)
+    params = GenerationParams(max_new_tokens=4, time_budget_s=120.0)
+    chunks = [SOURCE[i * 1500 : i * 1500 + 2400] for i in range(6)]
+    for i, body in enumerate(chunks):
+        small.generate(header(body), params, CancelToken(), cache_slot=f"doc{i}")
+        assert small.cache_bytes() <= budget
+    assert 1 <= len(small._slots) < len(chunks)  # older slots were evicted
+    assert f"doc{len(chunks) - 1}" in small._slots  # the newest survives
+    small.drop_caches()
+    assert small.cache_bytes() == 0
