@@ -273,6 +273,34 @@ async def test_cancel_fix_mid_way_returns_no_edit(client: LanguageClient) -> Non
     assert "edit" in result
 
 
+async def test_completion_is_served_while_a_fix_runs(client: LanguageClient) -> None:
+    """Fix runs with BATCH priority: an inline completion in between does not wait for it."""
+    uri = open_doc(client, LONG_FUNCTION)
+    msg_id, fix_future = send_command(
+        client, "wren.server.fix", {"uri": uri, "range": _rng(41, 0, 41, 0)}
+    )
+    await asyncio.sleep(1.5)
+    assert not fix_future.done()
+    other = open_doc(client, "import os\n\n\ndef home():\n    return os.")
+    completion = await asyncio.wait_for(
+        client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=other),
+                position=types.Position(line=4, character=14),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
+            )
+        ),
+        timeout=120,
+    )
+    assert completion is not None
+    assert not fix_future.done(), "the completion waited for the whole fix"
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+    with contextlib.suppress(JsonRpcException):
+        await asyncio.wait_for(fix_future, timeout=60)
+
+
 async def test_cancel_explain_mid_stream(
     client: LanguageClient, chunk_log: dict[str, list[dict[str, Any]]]
 ) -> None:

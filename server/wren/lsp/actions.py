@@ -153,8 +153,8 @@ def _no_edit(reason: str, title: str) -> dict[str, Any]:
 @dataclass
 class _Target:
     uri: str
-    doc: Document
-    text: str  # a snapshot: the document may change while the model works
+    doc: Document  # a snapshot: the open document may change while the model works
+    text: str
     version: int
     language_id: str
     path: str
@@ -169,7 +169,9 @@ def _target(ls: WrenServer, arg: Any) -> _Target | str:
         return "This document is not open in the server."
     if not ls.settings.language_enabled(doc.language_id):
         return f"Wren is disabled for {doc.language_id} (`wren.enable`)."
-    return _Target(uri, doc, doc.text, doc.version, doc.language_id, fs_path(uri))
+    # A private copy: positions of the answer refer to this version, even if the user types on.
+    snapshot = Document(uri, doc.text, doc.version, doc.language_id)
+    return _Target(uri, snapshot, doc.text, doc.version, doc.language_id, fs_path(uri))
 
 
 def _model_problem(ls: WrenServer) -> str | None:
