@@ -273,6 +273,24 @@ async def test_cancel_fix_mid_way_returns_no_edit(client: LanguageClient) -> Non
     assert "edit" in result
 
 
+async def test_cancel_through_the_progress_token(client: LanguageClient) -> None:
+    uri = open_doc(client, LONG_FUNCTION)
+    token = f"tok-{uuid.uuid4().hex[:8]}"
+    client.progress_reports.setdefault(token, [])
+    _, fut = send_command(
+        client, "wren.server.fix", {"uri": uri, "range": _rng(41, 0, 41, 0)}, token
+    )
+    await asyncio.sleep(1.5)
+    assert not fut.done()
+    client.protocol.notify(
+        types.WINDOW_WORK_DONE_PROGRESS_CANCEL, types.WorkDoneProgressCancelParams(token=token)
+    )
+    result = dict(_plain(await asyncio.wait_for(fut, timeout=60)))
+    assert result["edit"] is None and "cancelled" in result["reason"]
+    kinds = [type(v).__name__ for v in client.progress_reports[token]]
+    assert kinds[0] == "WorkDoneProgressBegin" and kinds[-1] == "WorkDoneProgressEnd"
+
+
 async def test_completion_is_served_while_a_fix_runs(client: LanguageClient) -> None:
     """Fix runs with BATCH priority: an inline completion in between does not wait for it."""
     uri = open_doc(client, LONG_FUNCTION)

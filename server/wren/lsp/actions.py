@@ -196,7 +196,12 @@ class _Progress:
     def __init__(self, ls: WrenServer, title: str) -> None:
         self.ls = ls
         self.token = _work_done_token.get()
+        # Cancelled by pygls on window/workDoneProgress/cancel for this token.
+        self.cancelled: Future[Any] = Future()
         if self.token is not None:
+            tokens = getattr(getattr(ls, "work_done_progress", None), "tokens", None)
+            if isinstance(tokens, dict):
+                tokens[self.token] = self.cancelled
             self._send(types.WorkDoneProgressBegin(title=title, cancellable=True))
 
     def _send(self, value: Any) -> None:
@@ -210,19 +215,29 @@ class _Progress:
 
     def end(self, message: str) -> None:
         self._send(types.WorkDoneProgressEnd(message=message))
+        tokens = getattr(getattr(self.ls, "work_done_progress", None), "tokens", None)
+        if isinstance(tokens, dict) and tokens.get(self.token) is self.cancelled:
+            del tokens[self.token]
 
 
-async def _run_batch(ls: WrenServer, key: str, job: Callable[[CancelToken], T]) -> T:
-    """Run `job` on the inference worker (BATCH priority); cancel it with the request."""
+async def _run_batch(
+    ls: WrenServer, key: str, job: Callable[[CancelToken], T], progress: _Progress
+) -> T:
+    """Run `job` on the inference worker (BATCH priority).
+
+    It is cancelled with the request ($/cancelRequest) or its progress
+    (window/workDoneProgress/cancel); a newer request with the same key supersedes it.
+    """
     future, cancel = ls.scheduler.submit(job, BATCH, key=key)
+
+    def on_done(fut: Future[Any]) -> None:
+        if fut.cancelled():
+            cancel.cancel("cancelled by the editor")
+
     request = _request_future(ls)
     if request is not None:
-
-        def on_done(fut: Future[Any]) -> None:
-            if fut.cancelled():
-                cancel.cancel("cancelled by the editor")
-
         request.add_done_callback(on_done)
+    progress.cancelled.add_done_callback(on_done)
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
@@ -279,7 +294,7 @@ async def explain_command(ls: WrenServer, arg: Any) -> dict[str, Any]:
         return explain(model, request, cancel, on_markdown)
 
     try:
-        outcome = await _run_batch(ls, f"explain:{target.uri}", job)
+        outcome = await _run_batch(ls, f"explain:{target.uri}", job, progress)
     except GenerationCancelled as err:
         # The user (or a newer request) stopped it: close the stream, no warning popup.
         progress.end("Cancelled")
@@ -336,7 +351,7 @@ async def _edit_command(
     progress = _Progress(ls, f"Wren: {'fixing' if kind == 'fix' else 'generating'}")
     job = make_job(target, _action_model(ls), options)
     try:
-        outcome = await _run_batch(ls, f"{kind}:{target.uri}", job)
+        outcome = await _run_batch(ls, f"{kind}:{target.uri}", job, progress)
     except GenerationCancelled as err:
         progress.end("Cancelled")
         return _no_edit(f"cancelled: {err}", title)
