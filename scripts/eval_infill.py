@@ -494,6 +494,12 @@ def run(args: argparse.Namespace) -> Path:
     total = len(tasks)
     tasks = sample(tasks, args.sample, args.seed)
     config = f"{'context' if args.context else 'nocontext'}"
+    if args.patch_indentation:
+        # The fix proposed for post-processing (see BENCHMARKS.md), applied in this process only.
+        from wren.engine import postprocess
+
+        postprocess.fix_indentation = _indent_only_from_column_0(postprocess.fix_indentation)
+        config += "+indentfix"
     name = args.name or f"{args.suite}-{config}-n{len(tasks)}-seed{args.seed}"
     out = Path(args.out_dir) / f"{name}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -713,6 +719,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", action="store_true", help="repository context on")
     parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
     parser.add_argument("--no-rerank", action="store_true", help="skip the rerank stage")
+    parser.add_argument(
+        "--patch-indentation",
+        action="store_true",
+        help="run with fix_indentation's indent-into-block branch limited to column 0",
+    )
     parser.add_argument("--workspace", default="", help="xfile: where packages are copied")
     parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
     parser.add_argument("--name", default="")
