@@ -62,6 +62,10 @@ def serve(
         server.start_tcp(host, port)
     else:
         server.start_io(stdin, stdout)  # type: ignore[arg-type]
+        # The client closed stdin (or went away): end now, see `exit_process`.
+        from wren.lsp.lifecycle import exit_process
+
+        exit_process(server)
 
 
 def _load_with_progress(model: str, device: str, quantize: str = "none"):  # type: ignore[no-untyped-def]

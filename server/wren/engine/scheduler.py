@@ -15,6 +15,7 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -85,6 +86,18 @@ class Scheduler:
                 job.cancel.cancel("the server is shutting down")
             self._cond.notify_all()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until no job is running; after `close()` a running job
+        stops at its next step, so this bounds how long shutting down takes."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._running:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+        return True
+
     @property
     def busy(self) -> bool:
         return bool(self._running)
@@ -124,6 +137,8 @@ class Scheduler:
         finally:
             self._running.remove(job)
             self._release_key(job)
+            with self._cond:
+                self._cond.notify_all()  # wake `wait_idle`
 
     def _generating(self) -> int:
         # Nested interactive jobs run while the batch job is paused at a checkpoint.

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import threading
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -180,4 +182,30 @@ def register(server: WrenServer) -> None:
 
     @server.feature(types.SHUTDOWN)
     def shutdown(ls: WrenServer, params: Any) -> None:
+        ls.shutdown_received = True
         ls.scheduler.close()
+
+    @server.feature(types.EXIT)
+    def exit_(ls: WrenServer, params: Any) -> None:
+        exit_process(ls)
+
+
+EXIT_GRACE_S = 0.5  # how long a running generation / sandboxed run gets to stop on exit
+
+
+def exit_process(ls: WrenServer) -> NoReturn:
+    """End the process at once: status 0 after `shutdown`, 1 without it (LSP).
+
+    pygls would report 0 either way, and on `exit` it waits for its stdin reader thread, which
+    blocks until the client closes the pipe. Running work is cancelled and gets EXIT_GRACE_S
+    to stop, so a sandboxed verification run kills its child; then the process ends without
+    waiting for threads that may be inside a forward pass.
+    """
+    ls.scheduler.close()
+    if not ls.scheduler.wait_idle(EXIT_GRACE_S):
+        log.warning("exiting while a generation is still stopping")
+    code = 0 if ls.shutdown_received else 1
+    log.info("exiting with status %d", code)
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(code)

@@ -98,6 +98,7 @@ class WrenServer(LanguageServer):
         self.last_details: dict[str, CompletionDetails] = {}
         self.stats = RequestStats()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutdown_received = False  # `exit` then ends the process with status 0, else 1
 
     # -- notifications that may be sent from worker threads ------------------------------
 
@@ -130,8 +131,8 @@ class WrenServer(LanguageServer):
 def create_server() -> WrenServer:
     server = WrenServer()
     # Importing a feature module registers its handlers on `server`.
-    from wren.lsp import actions, details, inline_completion, lifecycle, sync
+    from wren.lsp import actions, debug, details, inline_completion, lifecycle, sync
 
-    for module in (lifecycle, sync, inline_completion, details, actions):
+    for module in (lifecycle, sync, inline_completion, details, actions, debug):
         module.register(server)
     return server
