@@ -126,9 +126,9 @@ def register(server: WrenServer) -> None:
             return EMPTY
         if details.source == "cache":
             ls.stats.from_cache += 1
-        cursor = types.Position(line=pos.line, character=pos.character)
-        clamped = doc.position_at(offset, ls.encoding)
-        cursor = types.Position(line=clamped[0], character=clamped[1])
+        # The position the text was inserted at, clamped into the document.
+        line, character = doc.position_at(offset, ls.encoding)
+        cursor = types.Position(line=line, character=character)
         item = types.InlineCompletionItem(
             insert_text=outcome.text, range=types.Range(start=cursor, end=cursor)
         )
