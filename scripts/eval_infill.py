@@ -552,15 +552,20 @@ def summarize(paths: list[str]) -> str:
     out: list[str] = []
     for (suite, config), recs in sorted(groups.items()):
         out.append(f"### {suite} / {config}: {len(recs)} tasks")
-        out.append("| variant | pass@1 % | exact match % | edit sim. | shown % |")
-        out.append("|---|---|---|---|---|")
+        out.append("| variant | pass@1 % | exact match % | edit sim. | shown % | shown, wrong % |")
+        out.append("|---|---|---|---|---|---|")
         for key in ("raw", "greedy", "completion"):
             label = {"raw": "raw model", "greedy": "engine", "completion": "engine + rerank"}[key]
             passed = [r["pass"][key] for r in recs if "pass" in r]
             em = [r["em"][key] for r in recs]
             es = statistics.mean(r["es"][key] for r in recs)
             shown = [bool(r[key].strip()) for r in recs]
-            out.append(f"| {label} | {_pct(passed)} | {_pct(em)} | {es:.3f} | {_pct(shown)} |")
+            good = [r["pass"][key] if "pass" in r else r["em"][key] for r in recs]
+            wrong = [sh and not ok for sh, ok in zip(shown, good, strict=True)]
+            out.append(
+                f"| {label} | {_pct(passed)} | {_pct(em)} | {es:.3f} | {_pct(shown)} "
+                f"| {_pct(wrong)} |"
+            )
         modes: dict[str, int] = {}
         for r in recs:
             modes[r["mode"]] = modes.get(r["mode"], 0) + 1
@@ -639,12 +644,23 @@ def _indent_only_from_column_0(original: Any) -> Any:
     return rule
 
 
-def analyze(paths: list[str], workspace: str) -> str:
+def analyze(paths: list[str], workspace: str, patch_indentation: bool = False) -> str:
     """Leave-one-out ablation of each post-processing rule, and of the trigger's multi-line
     decision, recomputed from the recorded raw model outputs (no model needed: greedy
-    decoding in single-line mode is the multi-line output cut at its first line)."""
+    decoding in single-line mode is the multi-line output cut at its first line).
+    `patch_indentation`: the base pipeline has the proposed fix_indentation change."""
     from wren.engine import postprocess
 
+    if patch_indentation:
+        shipped = postprocess.fix_indentation
+        postprocess.fix_indentation = _indent_only_from_column_0(shipped)
+        try:
+            return analyze(paths, workspace).replace(
+                "(post-processing recomputed offline)",
+                "(post-processing recomputed offline, base: fix_indentation patched)",
+            )
+        finally:
+            postprocess.fix_indentation = shipped
     records = list(_records(paths))
     suites = {r["suite"] for r in records}
     tasks: dict[str, Task] = {}
@@ -672,8 +688,10 @@ def analyze(paths: list[str], workspace: str) -> str:
     for suite in sorted(suites):
         recs = [r for r in records if r["suite"] == suite]
         lines.append(f"### {suite}: {len(recs)} tasks (post-processing recomputed offline)")
-        lines.append("| variant | pass@1 % | exact match % | edit sim. | changed vs engine |")
-        lines.append("|---|---|---|---|---|")
+        lines.append(
+            "| variant | pass@1 % | exact match % | edit sim. | shown, wrong % | changed |"
+        )
+        lines.append("|---|---|---|---|---|---|")
         base: dict[str, str] = {}
         notes: list[str] = []
         for name, what in variants.items():
@@ -702,10 +720,14 @@ def analyze(paths: list[str], workspace: str) -> str:
             results = [score(r, outs[r["task_id"]]) for r in recs]
             changed = sum(1 for r in recs if outs[r["task_id"]] != base.get(r["task_id"]))
             ok = [x[0] for x in results]
+            good = ok if suite != "xfile" else [x[1] for x in results]
+            wrong = [
+                bool(outs[r["task_id"]].strip()) and not g for r, g in zip(recs, good, strict=True)
+            ]
             lines.append(
                 f"| {name} | {_pct(ok) if suite != 'xfile' else '-'} | "
                 f"{_pct([x[1] for x in results])} | "
-                f"{statistics.mean(x[2] for x in results):.3f} | {changed} |"
+                f"{statistics.mean(x[2] for x in results):.3f} | {_pct(wrong)} | {changed} |"
             )
         lines.extend(["", *notes, ""])
     return "\n".join(lines)
@@ -737,7 +759,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.analyze:
         ws = args.workspace or str(Path(tempfile.gettempdir()) / "wren-xfile-workspace")
-        print(analyze(args.analyze, ws))
+        print(analyze(args.analyze, ws, args.patch_indentation))
         return 0
     if args.summary:
         print(summarize(args.summary))
