@@ -192,6 +192,12 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--max-rounds", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=5.0)
+    ap.add_argument(
+        "--repair-style",
+        choices=("conversation", "restate"),
+        default="conversation",
+        help="how failures go back to the model (see VerifyOptions.repair_style)",
+    )
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_fix.json"))
     ap.add_argument("--write-benchmarks", action="store_true")
     args = ap.parse_args()
@@ -204,7 +210,12 @@ def main() -> None:
     all_problems = load_problems()
     chosen = select(list(enumerate(all_problems)), args.stride, args.limit, args.start)  # type: ignore[arg-type]
     backend = load_backend()
-    options = VerifyOptions(run_code=True, timeout_s=args.timeout, max_retries=args.max_rounds)
+    options = VerifyOptions(
+        run_code=True,
+        timeout_s=args.timeout,
+        max_retries=args.max_rounds,
+        repair_style=args.repair_style,
+    )
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     t_all = time.perf_counter()
@@ -280,6 +291,7 @@ def main() -> None:
         "selection": f"problems[{args.start}::{args.stride}]"
         + (f"[:{args.limit}]" if args.limit else ""),
         "max_rounds": args.max_rounds,
+        "repair_style": args.repair_style,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

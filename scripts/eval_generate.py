@@ -107,6 +107,12 @@ def main() -> None:
     ap.add_argument("--max-rounds", type=int, default=2, help="repair rounds after round 1")
     ap.add_argument("--timeout", type=float, default=5.0, help="seconds per sandboxed run")
     ap.add_argument("--plan", action="store_true", help="run the analyst (plan) step first")
+    ap.add_argument(
+        "--repair-style",
+        choices=("conversation", "restate"),
+        default="conversation",
+        help="how failures go back to the model (see VerifyOptions.repair_style)",
+    )
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_generate.json"))
     ap.add_argument("--write-benchmarks", action="store_true")
     args = ap.parse_args()
@@ -118,7 +124,12 @@ def main() -> None:
 
     problems = select(load_problems(), args.stride, args.limit, args.start)
     backend = load_backend()
-    options = VerifyOptions(run_code=True, timeout_s=args.timeout, max_retries=args.max_rounds)
+    options = VerifyOptions(
+        run_code=True,
+        timeout_s=args.timeout,
+        max_retries=args.max_rounds,
+        repair_style=args.repair_style,
+    )
     rows: list[dict[str, Any]] = []
     t_all = time.perf_counter()
     for i, problem in enumerate(problems, 1):
@@ -172,6 +183,7 @@ def main() -> None:
             "selection": f"problems[{args.start}::{args.stride}]"
             + (f"[:{args.limit}]" if args.limit else ""),
             "max_rounds": args.max_rounds,
+            "repair_style": args.repair_style,
             "plan": args.plan,
         }
     )

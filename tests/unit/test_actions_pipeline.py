@@ -411,3 +411,17 @@ def test_explain_drops_repeated_paragraphs() -> None:
     model, _ = model_for("It adds.\n\nIt is simple.\n\nIt adds.\n\nIt is  simple.")
     out = explain(model, ExplainRequest(FUNC, "python", 60, 60), CancelToken())
     assert out.markdown.endswith("It adds.\n\nIt is simple.")
+
+
+def test_restate_repair_asks_again_without_the_failed_code() -> None:
+    model, backend = model_for(
+        "def add(a, b):\n    return a +\n```",
+        "def add(a, b):\n    return a + b\n```",
+    )
+    options = VerifyOptions(max_retries=2, repair_style="restate")
+    out = fix(model, FixRequest(BROKEN, "python", 0, 0), options, CancelToken())
+    assert out.verified and out.rounds == 2
+    second = backend.prompts[1]
+    assert "Earlier attempts were wrong:\n- the result does not parse" in second
+    assert "return a +\n" not in second  # the failed attempt is not shown again
+    assert second.count("<|user|>") == 1  # one fresh request, not a longer conversation

@@ -46,6 +46,7 @@ _work_done_token: contextvars.ContextVar[str | int | None] = contextvars.Context
 )
 
 MAX_FIX_ACTIONS = 3
+MAX_REPAIR_ROUNDS = 5  # each round is a full generation: bound the wait whatever the setting
 _CONVERTER = get_converter()
 
 
@@ -111,7 +112,7 @@ def verify_options(ls: WrenServer, path: str, test_code: str = "") -> VerifyOpti
     return VerifyOptions(
         run_code=bool(v.runCode and ls.workspace_trusted),
         timeout_s=float(max(1, v.timeoutSeconds)),
-        max_retries=max(0, v.maxRounds),
+        max_retries=min(MAX_REPAIR_ROUNDS, max(0, v.maxRounds)),
         test_code=test_code if ls.workspace_trusted else "",
         extra_paths=(os.path.dirname(path),) if path else (),
     )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from wren.engine.actions.examples import Example, check_script
 from wren.engine.actions.llm import ActionModel, CodeAnswer, Messages, ask_for_code
 from wren.engine.actions.outcome import Attempt, EditOutcome, ProposedEdit
-from wren.engine.actions.prompts import repair_messages
+from wren.engine.actions.prompts import repair_messages, restate_messages
 from wren.engine.actions.sandbox import run_python
 from wren.engine.actions.verify import CheckResult, check_change
 from wren.engine.types import CancelToken
@@ -36,6 +36,9 @@ class VerifyOptions:
     memory_mb: int = 1024
     test_code: str = ""  # extra statements to run after the module (a given test)
     extra_paths: tuple[str, ...] = ()  # sys.path entries for the run (the file's folder)
+    # How a failure goes back to the model: "conversation" shows the failed code and the
+    # error as the next chat turn; "restate" asks again with the errors listed, no code.
+    repair_style: str = "conversation"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,14 @@ def write_verify_repair(
     checks_run: set[str] = set()
     conversation = messages
     failed_codes: set[str] = set()
+    failures: list[str] = []
+
+    def next_round(conversation: Messages, code: str | None, problem: str) -> Messages:
+        if options.repair_style == "restate":
+            failures.append(problem)
+            return restate_messages(messages, failures)
+        return repair_messages(conversation, code, problem, language_id)
+
     last_reason = "the model produced no usable code"
     for round_no in range(1, options.max_retries + 2):
         cancel.raise_if_cancelled()
@@ -119,9 +130,7 @@ def write_verify_repair(
         if code is None:
             last_reason = answer.extracted.reason
             record(False, "answer", last_reason)
-            conversation = repair_messages(
-                conversation, None, "Your answer had no code", language_id
-            )
+            conversation = next_round(conversation, None, "Your answer had no code")
             continue
         built = build(code)
         if isinstance(built, str):
@@ -132,7 +141,7 @@ def write_verify_repair(
                     "; the answer was too long and was cut off: write only the code, "
                     "without repeating the docstring"
                 )
-            conversation = repair_messages(conversation, code, built, language_id)
+            conversation = next_round(conversation, code, built)
             continue
         if built.code in failed_codes:
             # Greedy decoding answered the feedback with code it already wrote: another round
@@ -158,7 +167,7 @@ def write_verify_repair(
             record(False, stage, static.reason, built.edit)
             if stage == "names":
                 offer = (built, static.reason)
-            conversation = repair_messages(conversation, built.code, static.reason, language_id)
+            conversation = next_round(conversation, built.code, static.reason)
             continue
         if runner is not None:
             ran = runner(built, cancel)
@@ -167,7 +176,7 @@ def write_verify_repair(
                 last_reason = ran.reason
                 record(False, "run", ran.reason, built.edit)
                 offer = (built, ran.reason)
-                conversation = repair_messages(conversation, built.code, ran.reason, language_id)
+                conversation = next_round(conversation, built.code, ran.reason)
                 continue
         record(True, "ok", "", built.edit)
         parsed = "syntax" in checks_run  # no grammar for the language: nothing was checked

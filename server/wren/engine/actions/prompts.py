@@ -147,3 +147,18 @@ def repair_messages(
         user = f"{problem.rstrip('.')}. Reply with the code in one code block."
     messages.append({"role": "user", "content": user})
     return messages
+
+
+def restate_messages(original: Messages, failures: list[str]) -> Messages:
+    """The original request again, with what was wrong with the earlier attempts.
+
+    Without the failed code in view, a greedy small model does not copy its last answer.
+    """
+    messages = [dict(m) for m in original]
+    listed = "\n".join(f"- {f.strip().rstrip('.')}" for f in failures[-3:])
+    messages[-1]["content"] = (
+        messages[-1]["content"].rstrip()
+        + f"\n\nEarlier attempts were wrong:\n{listed}\n"
+        + "Write a correct implementation, different from those attempts."
+    )
+    return messages
