@@ -3,6 +3,7 @@
 // the middleware in server.ts adds the debounce and the per-language switch.
 import * as vscode from "vscode";
 import { WrenActions } from "./actions";
+import { forwardCursorPauses } from "./cursor";
 import { DiffPreviews } from "./diffPreview";
 import { MarkdownPanel } from "./panel";
 import { onPythonInterpreterChanged } from "./python";
@@ -31,6 +32,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     explainPanel,
     infoPanel,
     actions,
+    forwardCursorPauses(wren),
     vscode.commands.registerCommand("wren.restartServer", () => wren.restart("requested by the user")),
     vscode.commands.registerCommand("wren.toggleCompletions", toggleCompletions),
     vscode.commands.registerCommand("wren.showLogs", () => log.show(true)),

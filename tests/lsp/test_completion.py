@@ -16,6 +16,7 @@ from .conftest import (
     last_details,
     open_doc,
     outcome,
+    status,
 )
 
 pytestmark = pytest.mark.model
@@ -133,3 +134,31 @@ async def test_no_completion_in_the_middle_of_a_word(client: LanguageClient) -> 
     assert items == []
     details = await last_details(client, uri)
     assert details["decision"] == "skip" and details["reason"]
+
+
+async def prefills_reach(client: LanguageClient, count: int) -> None:
+    for _ in range(900):
+        if (await status(client))["stats"]["prefills"] >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"background prefill #{count} never finished")
+
+
+async def test_cursor_pause_prefills_the_kv_cache(client: LanguageClient) -> None:
+    # Long enough that the prompt window for line 200 starts far from the end-of-file
+    # window that didOpen prefills: only the cursor notification can make it warm.
+    lines = [f"measurement_{i} = read_sensor(channel={i % 7}, gain={i})" for i in range(400)]
+    lines[200] = ""  # the cursor rests on this empty line
+    body = "\n".join(lines) + "\n"
+    before = (await status(client))["stats"]["prefills"]
+    uri = open_doc(client, body)
+    await prefills_reach(client, before + 1)  # the didOpen prefill (end of file)
+    line = 200
+    position = {"line": line, "character": 0}
+    client.protocol.notify("wren/cursorMoved", {"textDocument": {"uri": uri}, "position": position})
+    await prefills_reach(client, before + 2)
+    await inline(client, uri, line, 0)
+    details = await last_details(client, uri)
+    assert details["source"] in ("model", "cache"), details
+    if details["source"] == "model":
+        assert details["cached_tokens"] >= 0.9 * details["prompt_tokens"], details

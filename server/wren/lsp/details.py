@@ -28,6 +28,7 @@ def register(server: WrenServer) -> None:
             "from_cache": ls.stats.from_cache,
             "cancelled": ls.stats.cancelled,
             "errors": ls.stats.errors,
+            "prefills": ls.stats.prefills,
             "max_concurrent_generations": ls.scheduler.max_concurrent_seen,
             "open_documents": len(ls.documents),
         }

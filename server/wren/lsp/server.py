@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidRequest
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol
 from pygls.protocol.language_server import lsp_method
@@ -34,6 +35,29 @@ class WrenProtocol(LanguageServerProtocol):
     LSP does not. `lsp.sync` keeps the documents instead.
     """
 
+    # Every request gets exactly one response. pygls drops two kinds of request silently:
+    # one whose params do not deserialize, and any request after `shutdown`.
+
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as err:
+            if "id" in data and "method" in data:  # a request: answer it with the error
+                return _UnreadableRequest(data["id"], str(data["method"]), err)
+            raise
+
+    def handle_message(self, message: Any) -> None:
+        if isinstance(message, _UnreadableRequest):
+            log.warning("request %s (%s) has invalid params", message.id, message.method)
+            self._send_response(message.id, error=message.error.to_response_error())
+            return
+        is_request = getattr(message, "id", None) is not None and hasattr(message, "method")
+        if self._shutdown and is_request and message.method != types.EXIT:
+            error = JsonRpcInvalidRequest("The server is shutting down.")
+            self._send_response(message.id, error=error.to_response_error())
+            return
+        super().handle_message(message)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams) -> Any:
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
@@ -48,6 +72,16 @@ class WrenProtocol(LanguageServerProtocol):
     def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams) -> Any:
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
+
+
+@dataclass
+class _UnreadableRequest:
+    """A request whose params failed to deserialize; it is answered with `error`."""
+
+    id: Any
+    method: str
+    error: JsonRpcException
+    jsonrpc: str = "2.0"
 
 
 @dataclass
@@ -76,6 +110,7 @@ class RequestStats:
     from_cache: int = 0
     cancelled: int = 0
     errors: int = 0
+    prefills: int = 0  # background prefills that finished
     last_request_at: dict[str, float] = field(default_factory=dict)
     typing_interval: dict[str, float] = field(default_factory=dict)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import Future
+from typing import Any
 
 from lsprotocol import types
 from pygls.uris import to_fs_path
@@ -54,6 +55,26 @@ def register(server: WrenServer) -> None:
             ls.engine.cache.forget(uri)
             ls.engine.recent.remove(uri)
 
+    @server.feature("wren/cursorMoved")
+    def cursor_moved(ls: WrenServer, params: Any) -> None:
+        """The cursor rests somewhere: prefill the KV cache for a completion there."""
+        uri, position = _cursor_params(params)
+        doc = ls.documents.get(uri) if uri else None
+        if doc is None or position is None:
+            return
+        schedule_prefill(ls, uri, doc.offset_at(position[0], position[1], ls.encoding))
+
+
+def _cursor_params(params: Any) -> tuple[str, tuple[int, int] | None]:
+    """(uri, (line, character)) from `{textDocument: {uri}, position: {line, character}}`."""
+    td = getattr(params, "textDocument", None)
+    pos = getattr(params, "position", None)
+    uri = str(getattr(td, "uri", "") or "")
+    try:
+        return uri, (int(pos.line), int(pos.character))  # type: ignore[union-attr]
+    except (AttributeError, TypeError, ValueError):
+        return uri, None
+
 
 def schedule_prefill(ls: WrenServer, uri: str, offset: int) -> None:
     """Background job: run the prompt for a cursor at `offset` into the document's KV slot.
@@ -66,8 +87,12 @@ def schedule_prefill(ls: WrenServer, uri: str, offset: int) -> None:
     if engine is None or doc is None or not ls.settings.language_enabled(doc.language_id):
         return
     snapshot = Snapshot(
-        uri=uri, text=doc.text, offset=min(offset, len(doc.text)),
-        language_id=doc.language_id, version=doc.version, path=fs_path(uri),
+        uri=uri,
+        text=doc.text,
+        offset=min(offset, len(doc.text)),
+        language_id=doc.language_id,
+        version=doc.version,
+        path=fs_path(uri),
     )
     settings, root = ls.settings, ls.workspace_root
 
@@ -75,14 +100,16 @@ def schedule_prefill(ls: WrenServer, uri: str, offset: int) -> None:
         return engine.prefill(snapshot, settings, cancel, root)
 
     future, _ = ls.scheduler.submit(job, BACKGROUND, key=f"prefill:{uri}")
-    future.add_done_callback(_log_prefill)
 
+    def done(future: Future[int]) -> None:
+        if future.cancelled() or isinstance(future.exception(), GenerationCancelled):
+            return
+        if (err := future.exception()) is not None:
+            log.info("background prefill failed: %s", err)
+        else:
+            ls.stats.prefills += 1
 
-def _log_prefill(future: Future[int]) -> None:
-    if future.cancelled() or isinstance(future.exception(), GenerationCancelled):
-        return
-    if (err := future.exception()) is not None:
-        log.info("background prefill failed: %s", err)
+    future.add_done_callback(done)
 
 
 def fs_path(uri: str) -> str:
