@@ -234,3 +234,14 @@ def test_branches_differ_from_greedy_at_the_first_code_token(backend: Any) -> No
         # the leading whitespace (line break + indentation) is greedy's
         lead = greedy[: len(greedy) - len(greedy.lstrip())]
         assert branch.text.startswith(lead)
+
+
+@pytest.mark.model
+def test_no_branch_doubles_the_space_the_prompt_ends_with(backend: Any) -> None:
+    prompt = "<filename>config.py\nimport os\n\nDEBUG = "
+    params = GenerationParams(max_new_tokens=8, stop_at_newline=True, time_budget_s=60)
+    greedy = backend.generate(prompt, params, CancelToken(), cache_slot="sp").text
+    branches = branch_candidates(backend, prompt, greedy, params, CancelToken(), "sp", 2)
+    assert branches
+    for branch in branches:
+        assert not branch.text.startswith((" ", "\t")), branch

@@ -105,13 +105,19 @@ def branch_candidates(
     greedy_first = ids[index] if index < len(ids) else None
     greedy_logprob = float(logprobs[greedy_first]) if greedy_first is not None else 0.0
     special = set(backend.special_tokens())
+    lead_text = b.detokenize(lead)
+    # After a prompt that ends in the user's space ("x = "), a token that starts with one would
+    # double it. (Whitespace the model wrote itself, `lead`, ends where its tokens would go on.)
+    ends_in_blank = not lead and prompt[-1:] in (" ", "\t")
     picks: list[tuple[int, float]] = []
     for t, lp in zip(top.indices.tolist(), top.values.tolist(), strict=True):
         text = b.detokenize([int(t)])
-        if int(t) != greedy_first and text.strip() and text not in special:
-            picks.append((int(t), float(lp)))
+        if int(t) == greedy_first or not text.strip() or text in special:
+            continue
+        if ends_in_blank and text[0] in " \t":
+            continue
+        picks.append((int(t), float(lp)))
     picks = picks[:alternatives]
-    lead_text = b.detokenize(lead)
     branches: list[Branch] = []
     for token, logprob in picks:
         cancel.raise_if_cancelled()
