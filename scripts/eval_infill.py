@@ -55,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "server"))
 
 from wren.config import CompletionSettings, ContextSettings, Settings  # noqa: E402
+from wren.engine import completion as _completion  # noqa: E402
 from wren.engine.actions.sandbox import run_python  # noqa: E402
 from wren.engine.completion import (  # noqa: E402
     MULTI_LINE_STOPS,
@@ -406,7 +407,7 @@ def _reset(engine: CompletionEngine) -> None:
 def raw_multi_line(engine: CompletionEngine, task: Task, settings: Settings) -> str:
     """The model's raw output in multi-line mode (the engine's prompt, no trigger, no clean-up)."""
     snapshot = task.snapshot()
-    healed = healing_text(snapshot)
+    healed = _completion.healing_text(snapshot)
     prompt = build_completion_prompt(
         replace(snapshot, offset=snapshot.offset - len(healed)),
         engine.card,
@@ -441,7 +442,7 @@ def run_task(
     total_ms = (time.perf_counter() - t0) * 1000
     shipped = outcome.text
     greedy = engine.greedy_before_rerank if engine.greedy_before_rerank is not None else shipped
-    raw = unheal(details.raw_output, healing_text(snapshot))
+    raw = unheal(details.raw_output, _completion.healing_text(snapshot))
     if task.suite != "multi":
         raw = first_line_raw(raw)
     elif raw_multi:
@@ -500,6 +501,12 @@ def run(args: argparse.Namespace) -> Path:
 
         postprocess.fix_indentation = _indent_only_from_column_0(postprocess.fix_indentation)
         config += "+indentfix"
+    if args.no_healing:
+        # Ablation: the prompt ends at the cursor, indentation and all.
+        from wren.engine import completion
+
+        completion.healing_text = lambda snapshot: ""  # type: ignore[assignment]
+        config += "+nohealing"
     name = args.name or f"{args.suite}-{config}-n{len(tasks)}-seed{args.seed}"
     out = Path(args.out_dir) / f"{name}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -626,7 +633,8 @@ def _clean(record: dict[str, Any], task: Task, mode: str, special: list[str]) ->
     card = next(c for c in load_cards() if c.family == "smollm")
     stops = (*card.stop, *(() if mode == "single-line" else MULTI_LINE_STOPS))
     snapshot = task.snapshot()
-    raw = unheal(record["raw_output"], healing_text(snapshot))
+    healed = "" if "nohealing" in record["config"] else healing_text(snapshot)
+    raw = unheal(record["raw_output"], healed)
     return clean_completion(raw, snapshot, Mode(mode), special, stops).text
 
 
@@ -741,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", action="store_true", help="repository context on")
     parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
     parser.add_argument("--no-rerank", action="store_true", help="skip the rerank stage")
+    parser.add_argument("--no-healing", action="store_true", help="ablation: no token healing")
     parser.add_argument(
         "--patch-indentation",
         action="store_true",
