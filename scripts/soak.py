@@ -187,6 +187,7 @@ class Stats:
     answered: int = 0
     with_items: int = 0
     cancelled: int = 0
+    cancelled_at: list[float] = field(default_factory=list)
     accepted: int = 0
     rpc_errors: list[str] = field(default_factory=list)
     explains: int = 0
@@ -267,6 +268,7 @@ class Typist:
         if "error" in msg:
             if msg["error"].get("code") == REQUEST_CANCELLED:
                 self.stats.cancelled += 1
+                self.stats.cancelled_at.append(self.stats.now())
             else:
                 self.stats.rpc_errors.append(f"inlineCompletion: {msg['error']}")
             return
@@ -338,12 +340,13 @@ async def sample_rss(server: Server, stats: Stats, stop: asyncio.Event) -> None:
             await asyncio.wait_for(stop.wait(), 5)
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile_ms(values: list[float], q: float) -> int | None:
+    """The q-quantile of `values` (seconds) in milliseconds; None without data."""
     if not values:
-        return float("nan")
+        return None
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[k]
+    return round(ordered[k] * 1000)
 
 
 async def soak(minutes: float, seed: int) -> dict[str, Any]:
@@ -419,8 +422,9 @@ def summarize(
             {
                 "minute": m + 1,
                 "answered": len(lat),
-                "p50_ms": round(percentile(lat, 0.5) * 1000),
-                "p95_ms": round(percentile(lat, 0.95) * 1000),
+                "cancelled": sum(1 for t in stats.cancelled_at if m * 60 <= t < (m + 1) * 60),
+                "p50_ms": percentile_ms(lat, 0.5),
+                "p95_ms": percentile_ms(lat, 0.95),
                 "rss_mb": round(max(rss) / 2**20) if rss else None,
             }
         )
@@ -448,8 +452,8 @@ def summarize(
         "accepted": stats.accepted,
         "explains": stats.explains,
         "explain_s": [round(s, 1) for s in stats.explain_s],
-        "p50_ms": round(percentile(all_lat, 0.5) * 1000),
-        "p95_ms": round(percentile(all_lat, 0.95) * 1000),
+        "p50_ms": percentile_ms(all_lat, 0.5),
+        "p95_ms": percentile_ms(all_lat, 0.95),
         "rss_baseline_mb": round(baseline / 2**20),
         "rss_peak_after_warmup_mb": round(peak / 2**20),
         "rss_growth_pct": round(100 * growth, 1),
@@ -465,12 +469,20 @@ def summarize(
         "errors": errors,
         "passed": errors == 0 and growth <= 0.10 and code == 0 and not server.waiters,
         "per_minute": per_minute,
+        "samples": {
+            "latency_s": [(round(t, 1), round(v, 3)) for t, v in stats.latencies],
+            "rss_mb": [(round(t, 1), round(r / 2**20)) for t, r in stats.rss],
+        },
     }
 
 
 def markdown(result: dict[str, Any], command: str) -> str:
+    def cell(value: Any) -> str:
+        return "–" if value is None else str(value)
+
     rows = "\n".join(
-        f"| {m['minute']} | {m['answered']} | {m['p50_ms']} | {m['p95_ms']} | {m['rss_mb']} |"
+        f"| {m['minute']} | {m['answered']} | {m['cancelled']} | {cell(m['p50_ms'])} "
+        f"| {cell(m['p95_ms'])} | {cell(m['rss_mb'])} |"
         for m in result["per_minute"]
     )
     verdict = "PASS" if result["passed"] else "FAIL"
@@ -499,8 +511,8 @@ suggestions, switches files (at most 5 open) and asks for an explanation every 2
 - Latency of answered completions (request sent -> answer, cancelled ones excluded):
   p50 {result["p50_ms"]} ms, p95 {result["p95_ms"]} ms overall.
 
-| minute | answered | p50 ms | p95 ms | peak RSS MB |
-|---:|---:|---:|---:|---:|
+| minute | answered | cancelled | p50 ms | p95 ms | peak RSS MB |
+|---:|---:|---:|---:|---:|---:|
 {rows}
 """
 
@@ -526,7 +538,11 @@ def main() -> None:
     result = asyncio.run(soak(args.minutes, args.seed))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "per_minute"}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in result.items() if k not in ("per_minute", "samples")}, indent=2
+        )
+    )
     for row in result["per_minute"]:
         print(row)
     if args.write_benchmarks:
