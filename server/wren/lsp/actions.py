@@ -310,6 +310,10 @@ async def explain_command(ls: WrenServer, arg: Any) -> dict[str, Any]:
     except asyncio.CancelledError:
         progress.end("Cancelled")
         raise
+    except Exception as err:  # a bug in a stage: report it, keep serving
+        log.exception("explain failed")
+        progress.end("Failed")
+        return refuse(f"Explain failed: {type(err).__name__}: {err}")
     range_ = _lsp_range(doc, outcome.start, outcome.end, ls.encoding) if outcome.ok else None
     if not outcome.ok:
         progress.end(outcome.reason)
@@ -362,6 +366,10 @@ async def _edit_command(
     except asyncio.CancelledError:
         progress.end("Cancelled")
         raise
+    except Exception as err:  # a bug in a stage: report it, keep serving
+        log.exception("%s failed", kind)
+        progress.end("Failed")
+        return _no_edit(f"{title} failed: {type(err).__name__}: {err}", title)
     progress.end(
         ("Verified" if outcome.verified else "Not verified")
         if outcome.edit
