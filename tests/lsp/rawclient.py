@@ -189,7 +189,10 @@ class RawServer:
     # -- LSP conveniences ---------------------------------------------------------------------
 
     async def initialize(
-        self, settings: dict[str, Any] | None = None, encodings: list[str] | None = None
+        self,
+        settings: dict[str, Any] | None = None,
+        encodings: list[str] | None = None,
+        trusted: bool = True,
     ) -> dict[str, Any]:
         caps: dict[str, Any] = {"window": {"workDoneProgress": True}}
         if encodings:
@@ -200,7 +203,7 @@ class RawServer:
                 "processId": os.getpid(),
                 "rootUri": (HERE / "workspace").as_uri(),
                 "capabilities": caps,
-                "initializationOptions": {"settings": settings or {}, "workspaceTrusted": True},
+                "initializationOptions": {"settings": settings or {}, "workspaceTrusted": trusted},
             },
         )
         self.notify("initialized", {})
