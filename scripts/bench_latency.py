@@ -445,6 +445,10 @@ def main() -> None:
     fp32.lean = None
     bound["transformers_fp32_decode_tokens_per_s"] = hf_decode_rate(loaded, probe)
     del fp32
+    # `wren.model.quantize = "int8"`: torch dynamic int8 Linear (transformers forward).
+    int8 = load_model(quantize="int8")
+    bound["int8_dynamic_transformers_decode_tokens_per_s"] = hf_decode_rate(int8, probe)
+    del int8
     result["bound"] = bound
     print(json.dumps(bound, indent=1), flush=True)
 

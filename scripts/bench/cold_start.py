@@ -36,7 +36,10 @@ def main() -> None:
     path = inspect.getsourcefile(textwrap) or ""
     with open(path, encoding="utf-8") as fh:
         text = fh.read()
-    offset = text.index("        self.width = width") + len("        self.width = ")
+    # A new line in TextWrapper.__init__, "self." typed: a real single-line completion.
+    at = text.index("        self.width = width\n") + len("        self.width = width\n")
+    text = text[:at] + "        self.\n" + text[at:]
+    offset = at + len("        self.")
     snapshot = Snapshot(uri="file://" + path, text=text, offset=offset, path=path)
     details = CompletionDetails(uri=snapshot.uri, line=0, character=0, version=0)
     t_req = time.time()

@@ -17,7 +17,7 @@ import pytest
 from wren.config import Settings
 from wren.engine.completion import CompletionDetails, CompletionEngine
 from wren.engine.types import CancelToken, GenerationParams, Snapshot
-from wren.model.generation import TransformersBackend
+from wren.model.generation import PREFILL_CHUNK, TransformersBackend
 from wren.model.loading import LoadedModel, load_model
 
 pytestmark = pytest.mark.model
@@ -124,7 +124,7 @@ def test_prefill_stops_on_cancel_and_keeps_its_progress(backend: TransformersBac
     with pytest.raises(GenerationCancelled):
         backend.prefill(prompt, "test-cancel", cancel)
     got = backend.generate(prompt, PARAMS, CancelToken(), cache_slot="test-cancel")
-    assert 2 * 128 <= got.cached_tokens < got.prompt_tokens
+    assert 2 * PREFILL_CHUNK <= got.cached_tokens < got.prompt_tokens
     assert got.text == fresh(backend, prompt)
 
 

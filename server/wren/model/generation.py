@@ -35,7 +35,7 @@ from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
 
 log = logging.getLogger(__name__)
 
-PREFILL_CHUNK = 128
+PREFILL_CHUNK = 64  # a cancel lands within one chunk; what was computed is kept
 DEFAULT_CACHE_BUDGET_BYTES = 512 * 1024 * 1024
 MAX_SLOTS = 32
 MAX_DRAFT = 8  # draft tokens verified per pass
