@@ -561,13 +561,25 @@ def summarize(paths: list[str]) -> str:
         out.append(f"### {suite} / {config}: {len(recs)} tasks")
         out.append("| variant | pass@1 % | exact match % | edit sim. | shown % | shown, wrong % |")
         out.append("|---|---|---|---|---|---|")
-        for key in ("raw", "greedy", "completion"):
-            label = {"raw": "raw model", "greedy": "engine", "completion": "engine + rerank"}[key]
-            passed = [r["pass"][key] for r in recs if "pass" in r]
-            em = [r["em"][key] for r in recs]
-            es = statistics.mean(r["es"][key] for r in recs)
-            shown = [bool(r[key].strip()) for r in recs]
-            good = [r["pass"][key] if "pass" in r else r["em"][key] for r in recs]
+        labels = {
+            "raw": "raw model",
+            "greedy": "engine",
+            "completion": "engine + rerank (as run)",
+            "kept": "engine + rerank, rejected greedy not replaced",
+        }
+        for label_key, label in labels.items():
+
+            def key_of(r: dict[str, Any], k: str = label_key) -> str:
+                # "kept": what the rerank stage gives now that it leaves a rejected greedy be
+                if k == "kept":
+                    return "greedy" if not r["greedy"].strip() else "completion"
+                return k
+
+            passed = [r["pass"][key_of(r)] for r in recs if "pass" in r]
+            em = [r["em"][key_of(r)] for r in recs]
+            es = statistics.mean(r["es"][key_of(r)] for r in recs)
+            shown = [bool(r[key_of(r)].strip()) for r in recs]
+            good = [r["pass"][key_of(r)] if "pass" in r else r["em"][key_of(r)] for r in recs]
             wrong = [sh and not ok for sh, ok in zip(shown, good, strict=True)]
             out.append(
                 f"| {label} | {_pct(passed)} | {_pct(em)} | {es:.3f} | {_pct(shown)} "
@@ -581,6 +593,17 @@ def summarize(paths: list[str]) -> str:
         base = [r["total_ms"] - r["timings_ms"].get("rerank", 0.0) for r in recs]
         extra = [r["timings_ms"]["rerank"] for r in reranked]
         with_ctx = sum(1 for r in recs if r["context"])
+        ok_key = "pass" if recs and "pass" in recs[0] else "em"
+        better = sum(1 for r in changed if r[ok_key]["completion"] and not r[ok_key]["greedy"])
+        worse = sum(1 for r in changed if r[ok_key]["greedy"] and not r[ok_key]["completion"])
+        revived = [r for r in changed if not r["greedy"].strip()]
+        revived_ok = sum(1 for r in revived if r[ok_key]["completion"])
+        out.append("")
+        out.append(
+            f"rerank changed {len(changed)} completions: {better} became correct, {worse} "
+            f"became wrong ({ok_key}); {len(revived)} of the changes replaced a rejected "
+            f"(empty) greedy completion, {revived_ok} of those correctly"
+        )
         out.append("")
         out.append(
             f"modes {modes}; context in {with_ctx} prompts; rerank ran on {len(reranked)}, "

@@ -284,18 +284,21 @@ class CompletionEngine:
     ) -> Cleaned:
         """Pick among greedy and alternative first-token branches by the joint likelihood of
         candidate and suffix (engine/rerank.py). Returns the chosen cleaned completion;
-        the greedy one when there is no suffix, no alternative, or no slot-capable backend."""
+        the greedy one when there is no suffix, no alternative, or no slot-capable backend.
+
+        A greedy completion that post-processing rejected is not replaced: measured on
+        HumanEval, alternatives shown in its place were almost never right (BENCHMARKS.md)."""
         from wren.model.candidates import branch_candidates, score_continuations_on_slot
 
         suffix = scoring_suffix(snapshot.text, snapshot.offset)
-        if not suffix:
+        if not suffix or not greedy.text:
             return greedy
         sub = replace(params, time_budget_s=max(0.1, params.time_budget_s / 2))
         branches = branch_candidates(
             self.backend, prompt, greedy_raw, sub, cancel, snapshot.uri, alternatives
         )
-        cleaned_by_text: dict[str, Cleaned] = {greedy.text: greedy} if greedy.text else {}
-        sources: dict[str, str] = {greedy.text: "greedy"} if greedy.text else {}
+        cleaned_by_text: dict[str, Cleaned] = {greedy.text: greedy}
+        sources: dict[str, str] = {greedy.text: "greedy"}
         for branch in branches:
             alt = clean_completion(
                 unheal(branch.text, healed),
@@ -309,8 +312,7 @@ class CompletionEngine:
                 sources[alt.text] = "alternative"
         texts = unique_texts(list(cleaned_by_text))
         if len(texts) < 2:
-            # Nothing to compare; when greedy was rejected, an alternative that passed stands.
-            return cleaned_by_text[texts[0]] if texts and not greedy.text else greedy
+            return greedy
         scores = score_continuations_on_slot(
             self.backend, prompt, [(healed + t, suffix) for t in texts], cancel, snapshot.uri
         )
