@@ -41,7 +41,7 @@ from wren.engine.actions.prompts import (
     plan_messages,
 )
 from wren.engine.actions.regions import BadInput, GenerateSpec, check_document, find_generate_spec
-from wren.engine.actions.verify import CheckResult
+from wren.engine.actions.verify import CheckResult, python_syntax_error
 from wren.engine.types import CancelToken
 
 PLAN_TOKENS = 96
@@ -182,6 +182,9 @@ def generate(
             name = spec.function_name
             body = function_body(code, name)
             if body is None:
+                syntax = python_syntax_error(code)
+                if syntax is not None and re.search(r"^\s*def\s", code, re.MULTILINE):
+                    return f"the answer does not parse (line {syntax[0] + 1}: {syntax[1]})"
                 if function_named(code, name) is not None:
                     return f"the answer has no body for `{name}`"
                 if re.search(r"^\s*def\s", code, re.MULTILINE):

@@ -96,7 +96,8 @@ def write_verify_repair(
     offer: tuple[Candidate, str] | None = None  # parses, but failed a later check
     checks_run: set[str] = set()
     conversation = messages
-    failed_codes: set[str] = set()
+    failed_codes: set[str] = set()  # candidates that failed a check
+    failed_answers: set[str] = set()  # raw answers (a repeat of one means no progress)
     failures: list[str] = []
 
     def next_round(conversation: Messages, code: str | None, problem: str) -> Messages:
@@ -132,6 +133,10 @@ def write_verify_repair(
             record(False, "answer", last_reason)
             conversation = next_round(conversation, None, "Your answer had no code")
             continue
+        if code in failed_answers:
+            record(False, "repeat", "the model repeated an earlier answer")
+            break
+        failed_answers.add(code)
         built = build(code)
         if isinstance(built, str):
             last_reason = built
