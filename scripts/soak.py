@@ -44,6 +44,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUEST_CANCELLED = -32800
+OPEN_FILES = 5  # files open at any time (one is closed and another opened as work moves on)
+CURSOR_REST_S = 0.3  # the client's wren/cursorMoved delay
 SOURCES = ["textwrap", "shlex", "difflib", "heapq", "fractions", "string", "json.decoder", "csv"]
 
 
@@ -192,6 +194,7 @@ class Stats:
     rpc_errors: list[str] = field(default_factory=list)
     explains: int = 0
     explain_s: list[float] = field(default_factory=list)
+    warmup_s: float = 0.0  # seconds from ready to the end of the warm-up
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -206,23 +209,50 @@ class Typist:
         self.outstanding: tuple[int, asyncio.Future[dict[str, Any]], float] | None = None
         self.pending: set[asyncio.Task[None]] = set()
         self.counter = 0
+        self.todo: dict[str, str] = {}  # per open file: what is left to type at its end
         self.last_items: list[dict[str, Any]] = []  # the answer to the newest request
 
-    def open(self, name: str, text: str) -> str:
+    def open(self, name: str, text: str, body: str) -> str:
+        """Open a file holding `text`; the user is about to write `body` at its end."""
         self.counter += 1
         uri = (ROOT / "artifacts" / "soak" / f"{self.counter:04d}_{name}.py").as_uri()
         self.version[uri] = 1
         self.texts[uri] = text
+        self.todo[uri] = body
         self.server.notify(
             "textDocument/didOpen",
             {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
         )
         self.open_order.append(uri)
-        while len(self.open_order) > 5:
-            old = self.open_order.pop(0)
-            self.server.notify("textDocument/didClose", {"textDocument": {"uri": old}})
-            self.texts.pop(old, None)
         return uri
+
+    def close(self, uri: str) -> None:
+        self.server.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+        self.open_order.remove(uri)
+        self.texts.pop(uri, None)
+        self.todo.pop(uri, None)
+
+    def open_random(self, sources: list[tuple[str, str]]) -> str:
+        """A random function of a random module: the file up to it is open, it is to be typed."""
+        while True:
+            name, source = self.rng.choice(sources)
+            spans = function_spans(source)
+            if spans:
+                start, end = self.rng.choice(spans)
+                return self.open(name.replace(".", "_"), source[:start], source[start:end])
+
+    def cursor_rests(self, uri: str) -> None:
+        """What the client sends when the cursor has rested for 300 ms."""
+        self.server.notify(
+            "wren/cursorMoved", {"textDocument": {"uri": uri}, "position": self.cursor(uri)}
+        )
+
+    async def pause(self, uri: str, seconds: float) -> None:
+        if seconds >= CURSOR_REST_S:
+            await asyncio.sleep(CURSOR_REST_S)
+            self.cursor_rests(uri)
+            seconds -= CURSOR_REST_S
+        await asyncio.sleep(seconds)
 
     def insert(self, uri: str, text: str) -> None:
         """Insert at the end of the document (the cursor is always at the end here)."""
@@ -280,36 +310,42 @@ class Typist:
         if self.outstanding is not None and self.outstanding[0] == msg_id:
             self.last_items = items
 
-    async def type_function(self, uri: str, body: str, deadline: float) -> None:
-        i = 0
+    async def type_burst(self, uri: str, keystrokes: int, deadline: float) -> None:
+        """Type up to `keystrokes` characters of what is left to write in `uri`."""
         self.last_items = []
-        while i < len(body) and time.monotonic() < deadline:
+        self.cursor_rests(uri)  # the user just switched to this file
+        await asyncio.sleep(self.rng.uniform(0.3, 1.0))
+        typed = 0
+        while self.todo[uri] and typed < keystrokes and time.monotonic() < deadline:
+            body = self.todo[uri]
             # Accept a suggestion that is exactly what comes next (Tab), now and then.
             if self.last_items and self.rng.random() < 0.5:
                 suggestion = str(self.last_items[0].get("insertText", ""))
-                if suggestion and body.startswith(suggestion, i):
+                if suggestion and body.startswith(suggestion):
                     self.insert(uri, suggestion)
-                    i += len(suggestion)
+                    self.todo[uri] = body[len(suggestion) :]
                     self.stats.accepted += 1
                     self.last_items = []
                     self.ask(uri)
-                    await asyncio.sleep(self.rng.uniform(0.3, 1.0))
+                    await self.pause(uri, self.rng.uniform(0.3, 1.0))
                     continue
             self.last_items = []
-            ch = body[i]
-            if ch == "\n":  # the editor auto-indents: newline and indentation in one change
-                j = i + 1
+            if body[0] == "\n":  # the editor auto-indents: newline and indentation in one change
+                j = 1
                 while j < len(body) and body[j] in " \t":
                     j += 1
-                chunk = body[i:j]
+                chunk = body[:j]
             else:
-                chunk = ch
+                chunk = body[0]
             self.insert(uri, chunk)
-            i += len(chunk)
+            self.todo[uri] = body[len(chunk) :]
+            typed += 1
             self.stats.keystrokes += 1
             self.ask(uri)
-            if ch == "\n" and self.rng.random() < 0.3:
-                await asyncio.sleep(self.rng.uniform(0.5, 2.5))  # thinking
+            if chunk[0] == "\n" and self.rng.random() < 0.3:
+                await self.pause(uri, self.rng.uniform(0.5, 2.5))  # thinking at a line end
+            elif chunk == " " and self.rng.random() < 0.1:
+                await self.pause(uri, self.rng.uniform(0.4, 1.2))  # between words
             else:
                 await asyncio.sleep(max(0.03, self.rng.gauss(0.13, 0.05)))
 
@@ -374,25 +410,40 @@ async def soak(minutes: float, seed: int) -> dict[str, Any]:
     sampler = asyncio.create_task(sample_rss(server, stats, stop))
     typist = Typist(server, stats, rng)
     sources = corpus()
+    # Warm-up: the steady working set (OPEN_FILES files, each completed once at its end, one
+    # explanation), so that memory measured afterwards is about leaks, not about caches filling.
+    for _ in range(OPEN_FILES):
+        uri = typist.open_random(sources)
+        await server.call(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": uri},
+                "position": typist.cursor(uri),
+                "context": {"triggerKind": 1},
+            },
+            timeout=600,
+        )
+    first = typist.open_order[0]
+    await explain_now(server, stats, first, max(0, typist.texts[first].count("\n") - 2))
+    stats.warmup_s = stats.now()
     deadline = time.monotonic() + minutes * 60
-    next_explain = time.monotonic() + 90
+    next_explain = time.monotonic() + 60
     explain_task: asyncio.Task[None] | None = None
+    current = typist.open_order[-1]
     while time.monotonic() < deadline:
-        name, source = rng.choice(sources)
-        spans = function_spans(source)
-        if not spans:
-            continue
-        start, end = rng.choice(spans)
-        # The file up to the function; the user then writes the function.
-        uri = typist.open(name.replace(".", "_"), source[:start])
-        await typist.type_function(uri, source[start:end], deadline)
-        await server.call("wren/lastCompletion", {"textDocument": {"uri": uri}})
+        if rng.random() < 0.3:  # switch to another open file
+            current = rng.choice(typist.open_order)
+        await typist.type_burst(current, rng.randint(40, 200), deadline)
+        if not typist.todo.get(current):  # the function is written: close it, open another
+            typist.close(current)
+            current = typist.open_random(sources)
+        await server.call("wren/lastCompletion", {"textDocument": {"uri": current}})
         st = await server.status()
         if st["state"] != "ready":
             stats.rpc_errors.append(f"status: {st['state']} {st['message']}")
         if time.monotonic() > next_explain and (explain_task is None or explain_task.done()):
-            line = typist.texts[uri].count("\n") - 2
-            explain_task = asyncio.create_task(explain_now(server, stats, uri, max(0, line)))
+            line = max(0, typist.texts[current].count("\n") - 2)
+            explain_task = asyncio.create_task(explain_now(server, stats, current, line))
             next_explain = time.monotonic() + 120
     if typist.pending:
         await asyncio.wait(typist.pending, timeout=120)
@@ -414,28 +465,36 @@ async def soak(minutes: float, seed: int) -> dict[str, Any]:
 def summarize(
     stats: Stats, server: Server, final: dict[str, Any], code: int, minutes: float, load_s: float
 ) -> dict[str, Any]:
+    w = stats.warmup_s  # minutes are counted from the end of the warm-up
     per_minute = []
     for m in range(int(minutes + 0.999)):
-        lat = [s for t, s in stats.latencies if m * 60 <= t < (m + 1) * 60]
-        rss = [r for t, r in stats.rss if m * 60 <= t < (m + 1) * 60]
+        lo, hi = w + m * 60, w + (m + 1) * 60
+        lat = [s for t, s in stats.latencies if lo <= t < hi]
+        rss = [r for t, r in stats.rss if lo <= t < hi]
         per_minute.append(
             {
                 "minute": m + 1,
                 "answered": len(lat),
-                "cancelled": sum(1 for t in stats.cancelled_at if m * 60 <= t < (m + 1) * 60),
+                "cancelled": sum(1 for t in stats.cancelled_at if lo <= t < hi),
                 "p50_ms": percentile_ms(lat, 0.5),
                 "p95_ms": percentile_ms(lat, 0.95),
                 "rss_mb": round(max(rss) / 2**20) if rss else None,
             }
         )
-    warm = [r for t, r in stats.rss if 60 <= t < 120] or [r for _, r in stats.rss]
-    baseline = statistics.median(warm)
-    later = [r for t, r in stats.rss if t >= 120] or [r for _, r in stats.rss]
+    measured = [(t, r) for t, r in stats.rss if t >= w]
+    first_minute = [r for t, r in measured if t < w + 60] or [r for _, r in measured]
+    baseline = statistics.median(first_minute)
+    later = [r for t, r in measured if t >= w + 60] or [r for _, r in measured]
     peak = max(later)
     growth = peak / baseline - 1
+    slope = 0.0
+    if len(measured) > 2:
+        ts = [t / 60 for t, _ in measured]
+        rs = [r / 2**20 for _, r in measured]
+        slope = statistics.linear_regression(ts, rs).slope  # MB per minute
     server_errors = int(final.get("stats", {}).get("errors", 0))
     errors = len(stats.rpc_errors) + server_errors + (1 if server.stray else 0) + server.tracebacks
-    all_lat = [s for _, s in stats.latencies]
+    all_lat = [s for t, s in stats.latencies if t >= w]
     return {
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
@@ -444,6 +503,7 @@ def summarize(
         "device": final.get("device"),
         "minutes": minutes,
         "model_load_s": round(load_s, 1),
+        "warmup_s": round(w, 1),
         "keystrokes": stats.keystrokes,
         "requests": stats.requests,
         "answered": stats.answered,
@@ -458,6 +518,7 @@ def summarize(
         "rss_peak_after_warmup_mb": round(peak / 2**20),
         "rss_growth_pct": round(100 * growth, 1),
         "rss_flat": growth <= 0.10,
+        "rss_slope_mb_per_min": round(slope, 1),
         "server_stats": final.get("stats"),
         "rpc_errors": stats.rpc_errors[:20],
         "server_completion_errors": server_errors,
@@ -491,8 +552,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
 {result["minutes"]:g} minutes of simulated typing against the real server over stdio
 (`{command}`; not part of CI). Each keystroke is an incremental didChange plus an inline
 completion request; the previous request is cancelled on the wire, as VS Code does. The typist
-retypes functions from standard-library modules, pauses at some line ends, accepts matching
-suggestions, switches files (at most 5 open) and asks for an explanation every 2 minutes.
+writes functions from standard-library modules at the end of the file they come from, in bursts
+across {OPEN_FILES} open files (a finished file is closed and another opened), pauses at some
+line and word ends (then sends `wren/cursorMoved`, as the client does after 300 ms), accepts
+suggestions that match what it was about to type, and asks for an explanation every 2 minutes.
+A warm-up ({result["warmup_s"]:g} s: the {OPEN_FILES} files opened and completed once, one
+explanation) comes first, so that memory is measured against the steady working set.
 
 - Date {result["date"]}; machine: {result["machine"]} (shared with other jobs: latencies
   include CPU contention); model {result["model"]} on {result["device"]}.
@@ -502,8 +567,9 @@ suggestions, switches files (at most 5 open) and asks for an explanation every 2
   tracebacks on stderr: {result["tracebacks_on_stderr"]}); unanswered requests:
   {result["unanswered_requests"]}; answered twice: {result["answered_twice"]}; exit status
   after shutdown/exit: {result["exit_status"]}.
-- Resident memory: {result["rss_baseline_mb"]} MB after the warm-up minute, peak afterwards
-  {result["rss_peak_after_warmup_mb"]} MB ({result["rss_growth_pct"]:+.1f}%; bound: +10%).
+- Resident memory: {result["rss_baseline_mb"]} MB (median of the first minute after the
+  warm-up), peak afterwards {result["rss_peak_after_warmup_mb"]} MB
+  ({result["rss_growth_pct"]:+.1f}%; bound: +10%); trend {result["rss_slope_mb_per_min"]:+g} MB/min.
 - Traffic: {result["keystrokes"]} keystrokes, {result["requests"]} completion requests,
   {result["answered"]} answered ({result["answered_with_items"]} with a suggestion),
   {result["cancelled"]} cancelled, {result["accepted"]} suggestions accepted,

@@ -15,10 +15,12 @@ Most of it runs against one server started with `-v` and the fault-injection sit
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,10 +80,15 @@ async def set_settings(server: RawServer, completion: dict[str, Any]) -> None:
     await server.status()  # a round trip: the notification has been handled
 
 
+@pytest.fixture(scope="module")
+def forward_stats(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("faults") / "forward.json"
+
+
 @pytest_asyncio.fixture(scope="module")
-async def raw() -> AsyncIterator[RawServer]:
+async def raw(forward_stats: Path) -> AsyncIterator[RawServer]:
     """One real server with verbose logs, stdout noise and fault injection, seen raw."""
-    server = await RawServer.start("-v", env=NOISE)
+    server = await RawServer.start("-v", env={**NOISE, "WREN_FAULT_STATS": str(forward_stats)})
     try:
         await server.initialize(SETTINGS)
         st_ = await server.wait_ready()
@@ -285,6 +292,20 @@ async def test_a_model_that_never_stops_ends_at_the_limits(
         raw.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
     finally:
         await set_settings(raw, SETTINGS["completion"])
+
+
+async def test_one_forward_pass_at_a_time_and_never_on_the_event_loop(
+    raw: RawServer, forward_stats: Path
+) -> None:
+    """Counted outside the scheduler (the fault sitecustomize wraps the model's forward pass),
+    over everything this server did so far: warm-up, the cancel storm, faults, limits."""
+    st_ = await raw.status()
+    assert st_["stats"]["max_concurrent_generations"] == 1
+    stats = json.loads(forward_stats.read_text())
+    assert stats["passes"] > 0
+    assert stats["max_active"] == 1, stats
+    assert "MainThread" not in stats["threads"], stats  # the asyncio loop runs no forward pass
+    assert set(stats["threads"]) <= {"wren-inference", "wren-load"}, stats
 
 
 # -- stdout, shutdown and exit ----------------------------------------------------------------

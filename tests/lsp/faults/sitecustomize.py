@@ -14,6 +14,8 @@ is imported per process). Then, switched on by environment variables:
   * `wren-fault-oom`: every forward pass raises torch.OutOfMemoryError.
   * `wren-fault-no-stop`: the model never stops by itself: no end-of-sequence token, no stop
     string, no newline stop; only the token and time limits remain.
+  Forward passes are also counted: the most that ran at the same time across threads, and the
+  names of the threads that ran them, go to the JSON file $WREN_FAULT_STATS.
 
 Markers written by the noise all start with `WREN-NOISE`, so a test can find them on stderr.
 """
@@ -123,6 +125,41 @@ if os.environ.get("WREN_FAULT_NOISE") == "1":
 
 _state = threading.local()
 
+# Forward passes observed from outside the scheduler: how many ran at the same time (across
+# threads), and on which threads. Written to $WREN_FAULT_STATS whenever either changes.
+_forward_lock = threading.Lock()
+_forward_stats: dict[str, Any] = {"active": 0, "max_active": 0, "passes": 0, "threads": []}
+
+
+def _write_forward_stats() -> None:
+    path = os.environ.get("WREN_FAULT_STATS")
+    if path:
+        import json
+
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as fh:
+            json.dump(_forward_stats, fh)
+        os.replace(tmp, path)
+
+
+def _enter_forward() -> None:
+    name = threading.current_thread().name
+    with _forward_lock:
+        _forward_stats["active"] += 1
+        _forward_stats["passes"] += 1
+        changed = _forward_stats["active"] > _forward_stats["max_active"]
+        _forward_stats["max_active"] = max(_forward_stats["max_active"], _forward_stats["active"])
+        if name not in _forward_stats["threads"]:
+            _forward_stats["threads"].append(name)
+            changed = True
+        if changed or _forward_stats["passes"] % 200 == 0:
+            _write_forward_stats()
+
+
+def _leave_forward() -> None:
+    with _forward_lock:
+        _forward_stats["active"] -= 1
+
 
 def _patch_backend(module: ModuleType) -> None:
     backend = module.TransformersBackend
@@ -155,7 +192,11 @@ def _patch_backend(module: ModuleType) -> None:
             import torch
 
             raise torch.OutOfMemoryError("CUDA out of memory. (injected by Wren's tests)")
-        return original_forward(self, *args, **kwargs)
+        _enter_forward()
+        try:
+            return original_forward(self, *args, **kwargs)
+        finally:
+            _leave_forward()
 
     backend.__init__ = __init__
     backend.generate = generate
