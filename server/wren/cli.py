@@ -95,11 +95,14 @@ def complete(
     device: str = "auto",
     language: str = "",
     show_details: Annotated[bool, typer.Option("--details")] = False,
+    time_budget_ms: Annotated[
+        int, typer.Option(help="Generation time limit (the editor's default is 2000 ms).")
+    ] = 10_000,
 ) -> None:
     """Print the completion at FILE:LINE:COLUMN (column -1 = end of line)."""
     _setup_logging(False)
     logging.getLogger().setLevel(logging.WARNING)
-    from wren.config import Settings
+    from wren.config import CompletionSettings, Settings
     from wren.context.documents import UTF32, Document
     from wren.engine.completion import CompletionDetails, CompletionEngine
     from wren.engine.types import CancelToken, Snapshot
@@ -130,8 +133,9 @@ def complete(
     )
     details = CompletionDetails(uri=snapshot.uri, line=line, character=col, version=0)
     t0 = time.perf_counter()
+    settings = Settings(completion=CompletionSettings(timeBudgetMs=time_budget_ms))
     outcome = engine.complete(
-        snapshot, Settings(), CancelToken(), details, str(file.resolve().parent)
+        snapshot, settings, CancelToken(), details, str(file.resolve().parent)
     )
     elapsed = time.perf_counter() - t0
     sys.stdout.write(
