@@ -495,6 +495,8 @@ def run(args: argparse.Namespace) -> Path:
     total = len(tasks)
     tasks = sample(tasks, args.sample, args.seed)
     config = f"{'context' if args.context else 'nocontext'}"
+    if args.context and args.budget_ms != ContextSettings().budgetMs:
+        config += f"-budget{args.budget_ms}ms"
     if args.patch_indentation:
         # The fix proposed for post-processing (see BENCHMARKS.md), applied in this process only.
         from wren.engine import postprocess
