@@ -377,11 +377,12 @@ def draw_cdf(summaries: dict[str, dict[str, Any]], path: Path) -> None:
         ax.axvline(x, color="grey", ls=":", lw=1)
         ax.text(x, 0.02, f" {label}", color="grey", fontsize=8, rotation=90, va="bottom")
     ax.set_xscale("symlog", linthresh=10)
+    ax.set_xlim(left=0)
     ax.set_xlabel("request → response (ms, symlog)")
     ax.set_ylabel("share of answered requests")
     ax.set_title("Inline completion latency, replayed typing over stdlib code (2-core CPU)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -401,7 +402,13 @@ def main() -> None:
     ap.add_argument("--bench-python", default=str(ROOT / ".bench-venv" / "bin" / "python"))
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_latency.json"))
     ap.add_argument("--chart", default=str(ROOT / "docs" / "latency-cdf.png"))
+    ap.add_argument("--redraw", action="store_true", help="only redraw the chart from --out")
     args = ap.parse_args()
+    if args.redraw:
+        saved = json.loads(Path(args.out).read_text())
+        draw_cdf(saved["summary"], Path(args.chart))
+        print(markdown(saved))
+        return
 
     from wren.model.generation import TransformersBackend
     from wren.model.loading import configure_threads, default_model_file, load_model
