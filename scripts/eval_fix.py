@@ -313,8 +313,8 @@ def table(s: dict[str, Any]) -> str:
         f"{s['selection']} ({len(s['skipped_no_failing_mutant'])} problems skipped: no mutant "
         "failed the hidden tests)",
         "- The whole function is selected, no diagnostic is given. Repair: up to "
-        f"{s['max_rounds']} rounds fed by the docstring examples run in the sandbox; scoring: "
-        "hidden tests.",
+        f"{s['max_rounds']} rounds (style `{s.get('repair_style', 'conversation')}`) fed by the "
+        "docstring examples run in the sandbox; scoring: hidden tests.",
         "",
         "| mode | fixed | rate | s/bug | model calls (total) |",
         "|---|---|---|---|---|",

@@ -219,11 +219,13 @@ def table(s: dict[str, Any]) -> str:
     n = s["problems"]
     return "\n".join(
         [
-            f"### Generate from docstring — HumanEval pass@1 ({s['date']})",
+            f"### Generate from docstring — HumanEval pass@1"
+            f"{' with the plan step' if s.get('plan') else ''} ({s['date']})",
             "",
             f"- Model: {s['model']} (greedy); machine: {s['machine']}",
             f"- Command: `.venv/bin/python {s['command']}`; problems: {n} ({s['selection']})",
-            f"- Repair: up to {s['max_rounds']} rounds; visible tests = the docstring's own "
+            f"- Repair: up to {s['max_rounds']} rounds, style "
+            f"`{s.get('repair_style', 'conversation')}`; visible tests = the docstring's own "
             "examples; scoring = the hidden tests, sandboxed. (a) is round 1 of (b) "
             "(greedy decoding is deterministic).",
             "",
