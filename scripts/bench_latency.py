@@ -47,9 +47,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 MODULES = [
-    "json.decoder", "argparse", "textwrap", "shlex", "csv", "difflib", "fractions",
-    "statistics", "heapq", "bisect", "queue", "string", "dataclasses", "functools",
-    "pprint", "calendar", "configparser", "gettext", "ipaddress", "tokenize",
+    "json.decoder",
+    "argparse",
+    "textwrap",
+    "shlex",
+    "csv",
+    "difflib",
+    "fractions",
+    "statistics",
+    "heapq",
+    "bisect",
+    "queue",
+    "string",
+    "dataclasses",
+    "functools",
+    "pprint",
+    "calendar",
+    "configparser",
+    "gettext",
+    "ipaddress",
+    "tokenize",
 ]
 CLIENT_DEBOUNCE_S = 0.120  # wren.completion.debounceMs default
 
@@ -354,7 +371,11 @@ def cold_start(cache_dir: str | None) -> dict[str, Any]:
     t0 = time.time()
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "bench" / "cold_start.py"), str(t0)],
-        env=env, capture_output=True, text=True, timeout=600, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -371,8 +392,12 @@ def draw_cdf(summaries: dict[str, dict[str, Any]], path: Path) -> None:
         if not lat:
             continue
         ys = [(i + 1) / len(lat) for i in range(len(lat))]
-        ax.step(lat, ys, where="post", label=f"{name} (p50 {s['p50_ms']:.0f} ms, "
-                f"p95 {s['p95_ms']:.0f} ms)")
+        ax.step(
+            lat,
+            ys,
+            where="post",
+            label=f"{name} (p50 {s['p50_ms']:.0f} ms, p95 {s['p95_ms']:.0f} ms)",
+        )
     for x, label in ((150, "p50 target"), (400, "p95 target")):
         ax.axvline(x, color="grey", ls=":", lw=1)
         ax.text(x, 0.02, f" {label}", color="grey", fontsize=8, rotation=90, va="bottom")
@@ -414,8 +439,13 @@ def main() -> None:
     from wren.model.loading import configure_threads, default_model_file, load_model
 
     threads = configure_threads()
-    result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "threads": threads,
-                              "cpu": _cpu_name(), "positions": args.positions, "seed": args.seed}
+    result: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "threads": threads,
+        "cpu": _cpu_name(),
+        "positions": args.positions,
+        "seed": args.seed,
+    }
     if not args.no_cold_start:
         print("cold start (conversion cache present) ...", flush=True)
         result["cold_start_cached"] = cold_start(None)
@@ -434,8 +464,12 @@ def main() -> None:
 
     # Physical bound: bytes of weights read per decode step over streaming bandwidth.
     bw = memory_bandwidth_gbs(threads)
-    probe = "<filename>decoder.py\n" + Path(inspect.getsourcefile(importlib.import_module(
-        "json.decoder")) or "").read_text()[:2400]
+    probe = (
+        "<filename>decoder.py\n"
+        + Path(inspect.getsourcefile(importlib.import_module("json.decoder")) or "").read_text()[
+            :2400
+        ]
+    )
     bound: dict[str, Any] = {"bandwidth_gbs": bw}
     if lean is not None:
         bpt = lean.weight_bytes_per_token()
@@ -522,8 +556,10 @@ def markdown(result: dict[str, Any]) -> str:
     row("prompt tokens served from KV cache", "cached_token_share", "{:.0%}")
     row("decode tok/s in the replay (incl. drafts)", "decode_tokens_per_s", "{:.0f}")
     lines = "\n".join(rows)
-    return lines + "\n\n" + json.dumps(
-        {k: v for k, v in result.items() if k not in ("summary", "records")}, indent=1
+    return (
+        lines
+        + "\n\n"
+        + json.dumps({k: v for k, v in result.items() if k not in ("summary", "records")}, indent=1)
     )
 
 

@@ -45,19 +45,23 @@ def main() -> None:
     t_req = time.time()
     outcome = engine.complete(snapshot, Settings(), CancelToken(), details)
     t_done = time.time()
-    print(json.dumps({
-        "python_start_s": t_main - T_LAUNCH,
-        "imports_s": t_imports - t_main,
-        "load_model_s": t_loaded - t_imports,
-        "from_cache": loaded.from_cache,
-        "backend_and_warm_up_s": t_ready - t_loaded,
-        "to_ready_s": t_ready - T_LAUNCH,
-        "first_request_ms": (t_done - t_req) * 1000,
-        "first_request_prompt_tokens": details.prompt_tokens,
-        "to_first_completion_s": t_done - T_LAUNCH,
-        "completion": outcome.text,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "python_start_s": t_main - T_LAUNCH,
+                "imports_s": t_imports - t_main,
+                "load_model_s": t_loaded - t_imports,
+                "from_cache": loaded.from_cache,
+                "backend_and_warm_up_s": t_ready - t_loaded,
+                "to_ready_s": t_ready - T_LAUNCH,
+                "first_request_ms": (t_done - t_req) * 1000,
+                "first_request_prompt_tokens": details.prompt_tokens,
+                "to_first_completion_s": t_done - T_LAUNCH,
+                "completion": outcome.text,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,10 @@ class LlamaCppBackend:
         self.card = tokenizer_backend.card
         self.proc = subprocess.Popen(
             [python, str(SERVER), "--model", str(model), "--threads", str(threads)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            bufsize=1,
         )
         self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -99,15 +102,22 @@ class LlamaCppBackend:
         ids = self._ids(prompt, params.max_new_tokens)
         out = self.call(
             {
-                "op": "generate", "ids": ids, "max_tokens": params.max_new_tokens,
-                "stop": list(params.stop), "stop_at_newline": params.stop_at_newline,
+                "op": "generate",
+                "ids": ids,
+                "max_tokens": params.max_new_tokens,
+                "stop": list(params.stop),
+                "stop_at_newline": params.stop_at_newline,
                 "time_budget_s": params.time_budget_s,
             },
             cancel,
         )
         return GenerationResult(
-            text=out["text"], tokens=out["tokens"], prompt_tokens=out["prompt_tokens"],
-            cached_tokens=0, prefill_s=out["prefill_s"], decode_s=out["decode_s"],
+            text=out["text"],
+            tokens=out["tokens"],
+            prompt_tokens=out["prompt_tokens"],
+            cached_tokens=0,
+            prefill_s=out["prefill_s"],
+            decode_s=out["decode_s"],
             stop_reason=out["stop_reason"],
         )
 

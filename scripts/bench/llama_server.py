@@ -70,8 +70,15 @@ def generate(llm: Llama, req: dict[str, Any]) -> dict[str, Any]:
     tokens = 0
     reason = "max_tokens"
     stream = llm.create_completion(
-        prompt=ids, max_tokens=int(req["max_tokens"]), temperature=0.0, top_k=1, top_p=1.0,
-        min_p=0.0, repeat_penalty=1.0, stream=True, stop=stop or None,
+        prompt=ids,
+        max_tokens=int(req["max_tokens"]),
+        temperature=0.0,
+        top_k=1,
+        top_p=1.0,
+        min_p=0.0,
+        repeat_penalty=1.0,
+        stream=True,
+        stop=stop or None,
     )
     try:
         for chunk in stream:
@@ -96,8 +103,12 @@ def generate(llm: Llama, req: dict[str, Any]) -> dict[str, Any]:
     t_end = time.perf_counter()
     first = t_first if t_first is not None else t_end
     return {
-        "text": text, "tokens": tokens, "prompt_tokens": len(ids),
-        "prefill_s": first - t0, "decode_s": t_end - first, "stop_reason": reason,
+        "text": text,
+        "tokens": tokens,
+        "prompt_tokens": len(ids),
+        "prefill_s": first - t0,
+        "decode_s": t_end - first,
+        "stop_reason": reason,
     }
 
 
@@ -137,8 +148,13 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     llm = Llama(
-        model_path=args.model, n_ctx=args.n_ctx, n_threads=args.threads,
-        n_threads_batch=args.threads, n_batch=128, verbose=False, seed=0,
+        model_path=args.model,
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        n_batch=128,
+        verbose=False,
+        seed=0,
     )
     llm.set_cache(LlamaRAMCache(capacity_bytes=512 << 20))
     print(json.dumps({"ready": True, "load_s": time.perf_counter() - t0}), flush=True)

@@ -66,8 +66,13 @@ class Q4Linear(Linear):
     and draft verification exact.
     """
 
-    def __init__(self, packed: torch.Tensor, scale_zero: torch.Tensor, out_features: int,
-                 bias: torch.Tensor | None) -> None:
+    def __init__(
+        self,
+        packed: torch.Tensor,
+        scale_zero: torch.Tensor,
+        out_features: int,
+        bias: torch.Tensor | None,
+    ) -> None:
         self.packed = packed
         self.scale_zero = scale_zero
         self.out_features = out_features
@@ -242,8 +247,15 @@ class LeanModel:
             parts = []
             for layer in inner.layers:
                 att, mlp = layer.self_attn, layer.mlp
-                mods = (att.q_proj, att.k_proj, att.v_proj, att.o_proj, mlp.gate_proj,
-                        mlp.up_proj, mlp.down_proj)
+                mods = (
+                    att.q_proj,
+                    att.k_proj,
+                    att.v_proj,
+                    att.o_proj,
+                    mlp.gate_proj,
+                    mlp.up_proj,
+                    mlp.down_proj,
+                )
                 if not all(type(m) is torch.nn.Linear for m in mods):
                     return None  # quantized modules: keep the transformers path
                 if att.o_proj.bias is not None:
@@ -253,8 +265,16 @@ class LeanModel:
                 if att.q_proj.bias is not None:
                     bias = torch.cat([att.q_proj.bias, att.k_proj.bias, att.v_proj.bias])
                 wgu = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
-                parts.append((layer, wqkv.detach(), bias, att.o_proj.weight.detach(),
-                              wgu.detach(), mlp.down_proj.weight.detach()))
+                parts.append(
+                    (
+                        layer,
+                        wqkv.detach(),
+                        bias,
+                        att.o_proj.weight.detach(),
+                        wgu.detach(),
+                        mlp.down_proj.weight.detach(),
+                    )
+                )
             layers = None
             fmt = "fp32"
             if weights == "auto":
@@ -297,16 +317,26 @@ class LeanModel:
     def _pack_q4(parts: list[tuple[Any, ...]]) -> list[LeanLayer] | None:
         layers = []
         for layer, wqkv, bias, wo, wgu, wdown in parts:
-            packed = [Q4Linear.from_weight(wqkv, bias), Q4Linear.from_weight(wo),
-                      Q4Linear.from_weight(wgu), Q4Linear.from_weight(wdown)]
+            packed = [
+                Q4Linear.from_weight(wqkv, bias),
+                Q4Linear.from_weight(wo),
+                Q4Linear.from_weight(wgu),
+                Q4Linear.from_weight(wdown),
+            ]
             if any(p is None for p in packed):
                 return None  # not 4-bit data: fp32 it is
             qkv, o, gu, down = packed
             assert qkv is not None and o is not None and gu is not None and down is not None
-            layers.append(LeanLayer(
-                ln1=layer.input_layernorm.weight.detach(), qkv=qkv, o=o,
-                ln2=layer.post_attention_layernorm.weight.detach(), gate_up=gu, down=down,
-            ))
+            layers.append(
+                LeanLayer(
+                    ln1=layer.input_layernorm.weight.detach(),
+                    qkv=qkv,
+                    o=o,
+                    ln2=layer.post_attention_layernorm.weight.detach(),
+                    gate_up=gu,
+                    down=down,
+                )
+            )
         return layers
 
     def new_cache(self) -> KVCache:
@@ -337,8 +367,11 @@ class LeanModel:
         if not blocks:
             rows = [
                 F.scaled_dot_product_attention(
-                    q[:, :, i : i + 1], k[:, :, : pos + i + 1], v[:, :, : pos + i + 1],
-                    scale=self.scale, enable_gqa=gqa,
+                    q[:, :, i : i + 1],
+                    k[:, :, : pos + i + 1],
+                    v[:, :, : pos + i + 1],
+                    scale=self.scale,
+                    enable_gqa=gqa,
                 )
                 for i in range(t)
             ]
@@ -351,8 +384,12 @@ class LeanModel:
             qb[:, :, lo - start : hi - start] = q[:, :, lo - pos : hi - pos]
             mask = self._block_mask(start)
             ob = F.scaled_dot_product_attention(
-                qb, k[:, :, : start + BLOCK], v[:, :, : start + BLOCK], attn_mask=mask,
-                scale=self.scale, enable_gqa=gqa,
+                qb,
+                k[:, :, : start + BLOCK],
+                v[:, :, : start + BLOCK],
+                attn_mask=mask,
+                scale=self.scale,
+                enable_gqa=gqa,
             )
             out.append(ob[:, :, lo - start : hi - start])
         return out[0] if len(out) == 1 else torch.cat(out, dim=2)

@@ -186,7 +186,8 @@ class TransformersBackend:
     def warm_up(self) -> None:
         """One short run so the first real request doesn't pay for lazy initialisation."""
         self.generate(
-            "def hello():\n    return", GenerationParams(max_new_tokens=4, time_budget_s=30.0),
+            "def hello():\n    return",
+            GenerationParams(max_new_tokens=4, time_budget_s=30.0),
             CancelToken(),
         )
         # Also the multi-token (draft verification) shapes.
@@ -240,9 +241,7 @@ class TransformersBackend:
         out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
         return out.logits[0] if all_logits else out.logits[0, -1]
 
-    def _prefill(
-        self, slot: CacheSlot, ids: list[int], cancel: CancelToken
-    ) -> tuple[Any, int]:
+    def _prefill(self, slot: CacheSlot, ids: list[int], cancel: CancelToken) -> tuple[Any, int]:
         """Bring `slot` to exactly `ids`; return the logits after the last id and reused count."""
         reuse = common_prefix_len(slot.tokens, ids)
         if slot.past is None:
@@ -310,8 +309,13 @@ class TransformersBackend:
             t0 = time.perf_counter()
             _, reused = self._prefill(slot, ids, cancel)
             return GenerationResult(
-                text="", tokens=0, prompt_tokens=len(ids), cached_tokens=reused,
-                prefill_s=time.perf_counter() - t0, decode_s=0.0, stop_reason="prefill",
+                text="",
+                tokens=0,
+                prompt_tokens=len(ids),
+                cached_tokens=reused,
+                prefill_s=time.perf_counter() - t0,
+                decode_s=0.0,
+                stop_reason="prefill",
             )
 
         return self._guarded(run)

@@ -55,9 +55,7 @@ class NgramIndex:
         return []
 
 
-def draft_tokens(
-    context: Sequence[int], indexes: Sequence[NgramIndex], k: int
-) -> list[int]:
+def draft_tokens(context: Sequence[int], indexes: Sequence[NgramIndex], k: int) -> list[int]:
     """A draft after the longest n-gram match in any index (earlier indexes win ties)."""
     for n in range(min(MAX_NGRAM, len(context)), MIN_NGRAM - 1, -1):
         for index in indexes:
