@@ -384,3 +384,17 @@ async def test_changes_for_closed_and_unknown_documents(client: LanguageClient) 
     )
     assert result is not None
     assert (await status(client))["state"] == "ready"
+
+
+async def test_lone_surrogates_in_a_document_get_an_answer(client: LanguageClient) -> None:
+    """JSON can carry a lone UTF-16 surrogate (`"\\ud800"`); JavaScript strings can hold one."""
+    text = 'broken = "\ud800"\nvalue = '
+    uri = open_doc(client, text)
+    _, fut = inline_request(client, uri, 1, 8)
+    kind, value = await asyncio.wait_for(outcome(fut), timeout=300)
+    assert kind == "result" or isinstance(value, int), (kind, value)
+    assert await document_text(client, uri) == {"text": text, "version": 1}
+    insert_at_end(client, uri, text, 2, "1")
+    assert await document_text(client, uri) == {"text": text + "1", "version": 2}
+    assert (await status(client))["state"] == "ready"
+    close(client, uri)
