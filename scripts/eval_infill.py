@@ -497,6 +497,12 @@ def run(args: argparse.Namespace) -> Path:
     config = f"{'context' if args.context else 'nocontext'}"
     if args.context and args.budget_ms != ContextSettings().budgetMs:
         config += f"-budget{args.budget_ms}ms"
+    if args.context and args.context_only == "symbols":
+        # Ablation: no other documents are open, so no neighbor snippets.
+        config += "-symbols-only"
+    elif args.context and args.context_only == "neighbors":
+        _completion.symbol_snippets = lambda *a, **k: []  # type: ignore[assignment]
+        config += "-neighbors-only"
     if args.patch_indentation:
         # The fix proposed for post-processing (see BENCHMARKS.md), applied in this process only.
         from wren.engine import postprocess
@@ -523,6 +529,8 @@ def run(args: argparse.Namespace) -> Path:
             if task.task_id in done:
                 continue
             ran += 1
+            if args.context_only == "symbols":
+                task = replace(task, open_files=[])
             record = run_task(engine, task, settings, config, raw_multi=args.suite == "multi")
             record["sample"] = {"n": len(tasks), "of": total, "seed": args.seed}
             fh.write(json.dumps(record) + "\n")
@@ -774,6 +782,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context", action="store_true", help="repository context on")
     parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
     parser.add_argument("--no-rerank", action="store_true", help="skip the rerank stage")
+    parser.add_argument(
+        "--context-only", choices=("symbols", "neighbors"), default=None, help="context ablation"
+    )
     parser.add_argument("--no-healing", action="store_true", help="ablation: no token healing")
     parser.add_argument(
         "--patch-indentation",
