@@ -118,6 +118,7 @@ export async function findInterpreter(
       pythonExtensionPath: needsPythonExtension ? await activeInterpreterFromPythonExtension(log) : undefined,
       extensionPath: context.extensionPath,
       workspaceFolders: folders,
+      workspaceTrusted: vscode.workspace.isTrusted,
       platform: process.platform,
       homeDir: os.homedir(),
       env: process.env,

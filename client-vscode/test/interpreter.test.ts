@@ -13,6 +13,7 @@ function inputs(over: Partial<InterpreterInputs> = {}): InterpreterInputs {
   return {
     extensionPath: "/repo/client-vscode",
     workspaceFolders: ["/work/project"],
+    workspaceTrusted: true,
     platform: "linux",
     homeDir: "/home/ada",
     env: { VENV: "/opt/venv" },
@@ -77,6 +78,14 @@ describe("resolveInterpreter", () => {
       probes(["/a/.venv/bin/python", "/work/project/.venv/bin/python"], ["/work/project/.venv/bin/python"]),
     );
     assert.deepEqual(withWren, { path: "/work/project/.venv/bin/python", source: "workspace-venv" });
+  });
+
+  it("never runs an untrusted workspace's .venv, not even to probe it", async () => {
+    const venv = "/work/project/.venv/bin/python";
+    const seen = probes([venv], [venv]);
+    const chosen = await resolveInterpreter(inputs({ workspaceTrusted: false }), seen);
+    assert.deepEqual(chosen, { path: "python3", source: "fallback" });
+    assert.ok(!seen.calls.some((c) => c.includes("/work/project/")), seen.calls.join("\n"));
   });
 
   it("falls back to python3 (python on Windows)", async () => {

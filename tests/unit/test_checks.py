@@ -202,10 +202,6 @@ def test_unreadable_safetensors_header(tmp_path: Path, raw: bytes) -> None:
 # Headers that are JSON but not the safetensors shape: today check_safetensors_header raises
 # AttributeError / TypeError / ValueError (the model load still fails and is reported, but as
 # "Wren could not load the model: AttributeError: ..."), or lets them through to the loader.
-_SHAPE_BUGS = "model/checks.py validates the byte layout only, not the JSON shape of the header"
-
-
-@pytest.mark.xfail(strict=True, reason=_SHAPE_BUGS)
 @pytest.mark.parametrize(
     "header",
     [

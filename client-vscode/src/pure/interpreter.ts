@@ -17,6 +17,8 @@ export interface InterpreterInputs {
   /** Where the extension is installed (`ExtensionContext.extensionPath`). */
   extensionPath: string;
   workspaceFolders: readonly string[];
+  /** In Restricted Mode a workspace's own `.venv` is never run (not even to probe it). */
+  workspaceTrusted: boolean;
   platform: NodeJS.Platform;
   homeDir: string;
   env: Readonly<Record<string, string | undefined>>;
@@ -57,7 +59,8 @@ export function expandPath(
  *   1. `wren.server.pythonPath`;
  *   2. the Python extension's active interpreter;
  *   3. developing from a clone: the repository's `.venv` next to `client-vscode/`
- *      (`<extensionPath>/../.venv`), then a workspace folder's `.venv` that has wren installed;
+ *      (`<extensionPath>/../.venv`), then, in a trusted workspace only, a workspace folder's
+ *      `.venv` that has wren installed;
  *   4. `python3` (`python` on Windows) from PATH.
  */
 export async function resolveInterpreter(
@@ -82,7 +85,7 @@ export async function resolveInterpreter(
   if (await probes.isFile(devVenv)) {
     return { path: devVenv, source: "dev-venv" };
   }
-  for (const folder of inputs.workspaceFolders) {
+  for (const folder of inputs.workspaceTrusted ? inputs.workspaceFolders : []) {
     const candidate = venvPython(path.join(folder, ".venv"), inputs.platform);
     if ((await probes.isFile(candidate)) && (await probes.hasWren(candidate))) {
       return { path: candidate, source: "workspace-venv" };

@@ -80,9 +80,58 @@ def check_safetensors_header(path: Path) -> None:
             header = json.loads(fh.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ModelLoadError(f"{path.name} has an unreadable safetensors header.") from err
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path.name}: the safetensors header is not a JSON object.")
+    data_size = size - 8 - n
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        start, end = info.get("data_offsets", (0, 0))
-        if end < start or 8 + n + end > size:
-            raise ModelLoadError(f"{path.name} is truncated: tensor {name} runs past the end.")
+        _check_tensor_entry(path, name, info, data_size)
+
+
+# Bytes per element of the safetensors dtypes.
+_DTYPE_BYTES = {
+    "BOOL": 1,
+    "U8": 1,
+    "I8": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+    "I16": 2,
+    "U16": 2,
+    "F16": 2,
+    "BF16": 2,
+    "I32": 4,
+    "U32": 4,
+    "F32": 4,
+    "I64": 8,
+    "U64": 8,
+    "F64": 8,
+}
+
+
+def _check_tensor_entry(path: Path, name: str, info: object, data_size: int) -> None:
+    """One tensor's entry: an object with a known dtype, a shape and in-file offsets that agree."""
+    bad = f"{path.name} looks corrupt: tensor {name!r}"
+    if not isinstance(info, dict):
+        raise ModelLoadError(f"{bad} has no description.")
+    offsets, shape, dtype = info.get("data_offsets"), info.get("shape"), info.get("dtype")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+    ):
+        raise ModelLoadError(f"{bad} has invalid data offsets {offsets!r}.")
+    start, end = offsets
+    if end < start or end > data_size:
+        raise ModelLoadError(f"{path.name} is truncated: tensor {name!r} runs past the end.")
+    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        raise ModelLoadError(f"{bad} has an invalid shape {shape!r}.")
+    if dtype not in _DTYPE_BYTES:
+        raise ModelLoadError(f"{bad} has an unknown dtype {dtype!r}.")
+    count = 1
+    for d in shape:
+        count *= d
+    if count * _DTYPE_BYTES[str(dtype)] != end - start:
+        raise ModelLoadError(
+            f"{bad} claims shape {shape} of {dtype} but holds {end - start} bytes."
+        )
