@@ -248,3 +248,15 @@ def test_kv_cache_memory_stays_within_its_budget(loaded: LoadedModel) -> None:
     assert f"doc{len(chunks) - 1}" in small._slots  # the newest survives
     small.drop_caches()
     assert small.cache_bytes() == 0
+
+
+def test_dropping_a_closed_documents_slot_frees_its_memory(backend: TransformersBackend) -> None:
+    from wren.engine.types import CancelToken
+
+    backend.drop_caches()
+    backend.prefill(
+        header("def area(w, h):\n    return w * h\n"), "file:///closed.py", CancelToken()
+    )
+    assert backend.cache_bytes() > 0
+    backend.drop_slot("file:///closed.py")
+    assert backend.cache_bytes() == 0

@@ -9,7 +9,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
-from wren.engine.scheduler import BACKGROUND
+from wren.engine.scheduler import BACKGROUND, BATCH
 from wren.engine.types import CancelToken, Snapshot
 from wren.errors import GenerationCancelled
 from wren.lsp.server import WrenServer
@@ -54,6 +54,10 @@ def register(server: WrenServer) -> None:
         if ls.engine is not None:
             ls.engine.cache.forget(uri)
             ls.engine.recent.remove(uri)
+        backend = ls.backend
+        if backend is not None and hasattr(backend, "drop_slot"):
+            # On the inference thread: the backend's lock may be held by a generation now.
+            ls.scheduler.submit(lambda _c: backend.drop_slot(uri), BATCH, key=f"drop:{uri}")
 
     @server.feature("wren/cursorMoved")
     def cursor_moved(ls: WrenServer, params: Any) -> None:

@@ -198,6 +198,11 @@ class TransformersBackend:
     def cache_bytes(self) -> int:
         return sum(slot.nbytes() for slot in self._slots.values())
 
+    def drop_slot(self, name: str) -> None:
+        """Forget one slot (a closed document). Call it on the inference thread."""
+        with self._lock:
+            self._slots.pop(name, None)
+
     def drop_caches(self) -> None:
         with self._lock:
             self._slots.clear()
