@@ -23,3 +23,10 @@ def test_lru_returns_to_a_completed_place_and_is_bounded() -> None:
     assert len(cache) == 3
     assert cache.lookup("v", "line4 = ", "") == "value4"
     assert cache.lookup("v", "line0 = ", "") is None
+
+
+def test_find_says_which_layer_answered() -> None:
+    cache = CompletionCache()
+    cache.remember("u", "x = compute(", ")", "values, 3")
+    assert cache.find("u", "x = compute(", ")") == ("values, 3", "seen here before")
+    assert cache.find("u", "x = compute(va", ")") == ("lues, 3", "typed through")

@@ -43,9 +43,18 @@ class CompletionCache:
 
     def lookup(self, uri: str, prefix: str, suffix_line: str) -> str | None:
         """A completion for this exact context, or None. Never stale: keys are the text itself."""
+        found = self.find(uri, prefix, suffix_line)
+        return found[0] if found else None
+
+    def find(self, uri: str, prefix: str, suffix_line: str) -> tuple[str, str] | None:
+        """(completion, how): how is "typed through" or "seen here before"."""
         hit = self._lru.get(self._key(prefix, suffix_line))
         if hit is not None:
-            return hit
+            return hit, "seen here before"
+        rest = self._typed_through(uri, prefix, suffix_line)
+        return (rest, "typed through") if rest is not None else None
+
+    def _typed_through(self, uri: str, prefix: str, suffix_line: str) -> str | None:
         shown = self._last.get(uri)
         if shown is None or not prefix.startswith(shown.prefix):
             return None

@@ -172,10 +172,11 @@ class CompletionEngine:
             return CompletionOutcome("", details)
         line_suffix = snapshot.line_suffix
         with timer.stage("cache"):
-            hit = self.cache.lookup(snapshot.uri, snapshot.prefix, line_suffix)
-        if hit:
+            found = self.cache.find(snapshot.uri, snapshot.prefix, line_suffix)
+        if found:
+            hit, how = found
             details.decision, details.source, details.completion = "complete", "cache", hit
-            details.reason = "answered from the suggestion already shown (typed through)"
+            details.reason = f"answered from the completion cache ({how})"
             return CompletionOutcome(hit, details)
         with timer.stage("context"):
             snippets = self.gather_context(snapshot, settings, workspace_root)
