@@ -110,7 +110,7 @@ def main() -> None:
     ap.add_argument(
         "--repair-style",
         choices=("conversation", "restate"),
-        default="conversation",
+        default="restate",
         help="how failures go back to the model (see VerifyOptions.repair_style)",
     )
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_generate.json"))

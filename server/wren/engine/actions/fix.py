@@ -113,9 +113,13 @@ def fix(
         if documented is not None:
             spliced = documented.splice(code)
             if spliced is None:
+                syntax = python_syntax_error(code)
+                if syntax is not None:
+                    return f"the answer does not parse (line {syntax[0] + 1}: {syntax[1]})"
                 return f"the answer does not contain the function `{documented.name}`"
             code = spliced
-        if _drops_most_code(shown, code):
+        seen = documented.without_docstring if documented is not None else shown
+        if _drops_most_code(seen, answer):
             return (
                 "the answer drops most of the original code; rewrite the whole code shown, "
                 "changing only what is needed"

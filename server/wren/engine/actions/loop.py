@@ -38,7 +38,9 @@ class VerifyOptions:
     extra_paths: tuple[str, ...] = ()  # sys.path entries for the run (the file's folder)
     # How a failure goes back to the model: "conversation" shows the failed code and the
     # error as the next chat turn; "restate" asks again with the errors listed, no code.
-    repair_style: str = "conversation"
+    # Restate is the default: with greedy decoding a small model shown its own failed code
+    # mostly writes it again (BENCHMARKS.md, "Generate and Fix").
+    repair_style: str = "restate"
 
 
 @dataclass(frozen=True)
