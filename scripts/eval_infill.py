@@ -726,9 +726,12 @@ def analyze(paths: list[str], workspace: str, patch_indentation: bool = False) -
         variants[f"without {rule}"] = rule
     variants["fix_indentation: indent into a block only from column 0"] = "indent-col0"
     lines = []
-    for suite in sorted(suites):
-        recs = [r for r in records if r["suite"] == suite]
-        lines.append(f"### {suite}: {len(recs)} tasks (post-processing recomputed offline)")
+    groups = sorted({(r["suite"], r["config"]) for r in records})
+    for suite, config in groups:
+        recs = [r for r in records if (r["suite"], r["config"]) == (suite, config)]
+        lines.append(
+            f"### {suite} / {config}: {len(recs)} tasks (post-processing recomputed offline)"
+        )
         lines.append(
             "| variant | pass@1 % | exact match % | edit sim. | shown, wrong % | changed |"
         )
