@@ -30,3 +30,10 @@ def test_find_says_which_layer_answered() -> None:
     cache.remember("u", "x = compute(", ")", "values, 3")
     assert cache.find("u", "x = compute(", ")") == ("values, 3", "seen here before")
     assert cache.find("u", "x = compute(va", ")") == ("lues, 3", "typed through")
+
+
+def test_clear_forgets_everything() -> None:
+    cache = CompletionCache()
+    cache.remember("u", "x = ", "", "1")
+    cache.clear()
+    assert len(cache) == 0 and cache.find("u", "x = ", "") is None

@@ -960,3 +960,11 @@ def test_good_single_line_completions_pass_unchanged(
     assert decide_trigger(snapshot).mode is S
     result = clean_completion(good, snapshot, S)
     assert result.text == good, result.removed
+
+
+def test_a_deliberate_dedent_is_not_pushed_back_into_the_block() -> None:
+    # The user dedented to write the line after the loop: the suggestion stays at that level.
+    text = "def total(xs):\n    s = 0\n    for x in xs:\n        s += x\n    "
+    snap = Snapshot(uri="file:///t.py", text=text, offset=len(text))
+    cleaned = clean_completion("return s", snap, Mode.SINGLE_LINE)
+    assert cleaned.text == "return s"

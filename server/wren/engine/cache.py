@@ -67,6 +67,11 @@ class CompletionCache:
             return rest
         return None
 
+    def clear(self) -> None:
+        """Settings changed: earlier suggestions may not be what the new settings produce."""
+        self._last.clear()
+        self._lru.clear()
+
     def forget(self, uri: str) -> None:
         self._last.pop(uri, None)
 

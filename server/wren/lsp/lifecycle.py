@@ -178,6 +178,8 @@ def register(server: WrenServer) -> None:
         ls: WrenServer, params: types.DidChangeConfigurationParams
     ) -> None:
         apply_settings(ls, params.settings)
+        if ls.engine is not None:
+            ls.engine.cache.clear()
         start_model_load(ls)  # no-op unless wren.model.* changed
 
     @server.feature(types.SHUTDOWN)
