@@ -54,8 +54,8 @@ _GRAMMARS: dict[str, tuple[str, str]] = {
     "cpp": ("tree_sitter_cpp", "language"),
 }
 
-# Node types that count as a scope for `enclosing_scope`, per grammar key.
-_PY_SCOPES = frozenset(
+# Python statements that own an indented block (a body may follow their header line).
+PY_BLOCK_NODES = frozenset(
     {
         "function_definition",
         "class_definition",
@@ -70,9 +70,10 @@ _PY_SCOPES = frozenset(
         "finally_clause",
         "match_statement",
         "case_clause",
-        "module",
     }
 )
+# Node types that count as a scope for `enclosing_scope`, per grammar key.
+_PY_SCOPES = PY_BLOCK_NODES | {"module"}
 _JS_SCOPES = frozenset(
     {
         "statement_block",

@@ -50,23 +50,6 @@ _PY_HEADER = re.compile(
     r"^\s*(?:async\s+)?(?:def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b"
     r".*:\s*(?:#.*)?$"
 )
-_PY_BLOCK_PARENTS = frozenset(
-    {
-        "function_definition",
-        "class_definition",
-        "if_statement",
-        "elif_clause",
-        "else_clause",
-        "for_statement",
-        "while_statement",
-        "with_statement",
-        "try_statement",
-        "except_clause",
-        "finally_clause",
-        "match_statement",
-        "case_clause",
-    }
-)
 _LINE_COMMENT = re.compile(r"\s*//.*$")
 
 
@@ -119,7 +102,7 @@ def is_python_block_header(line: str, text: str = "", line_end: int = -1) -> boo
     node = syntax.node_at(tree, src.byte_of(colon))
     if node.type != ":":
         return False
-    return node.parent is not None and node.parent.type in _PY_BLOCK_PARENTS
+    return node.parent is not None and node.parent.type in syntax.PY_BLOCK_NODES
 
 
 def _brace_opener(line: str) -> bool:
