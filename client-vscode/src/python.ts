@@ -6,6 +6,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as vscode from "vscode";
 import { resolveInterpreter, type ResolvedInterpreter } from "./pure/interpreter";
+import { IMPORT_CHECK_ARGS, isTooOldForSafePath, neutralCwd } from "./pure/launch";
 import { effectiveValue } from "./pure/settings";
 
 /** The part of the ms-python.python API Wren uses (`@vscode/python-extension`'s `environments`). */
@@ -73,27 +74,45 @@ export interface ImportCheck {
   missingInterpreter: boolean;
 }
 
-/** Runs `<python> -c "import wren"` (with a timeout): can this interpreter serve? */
-export function checkWrenImport(python: string, timeoutMs = 30_000): Promise<ImportCheck> {
+/**
+ * The working directory for every Python we start: the extension's global storage folder (created
+ * if needed), else the temp folder; never a workspace folder (see pure/launch.ts).
+ */
+export async function launchCwd(context: vscode.ExtensionContext): Promise<string> {
+  let storage: string | undefined = context.globalStorageUri.fsPath;
+  try {
+    await fs.mkdir(storage, { recursive: true });
+  } catch {
+    storage = undefined;
+  }
+  const folders = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === "file").map((f) => f.uri.fsPath);
+  return neutralCwd([storage, os.tmpdir()], folders, process.platform);
+}
+
+/**
+ * Runs `<python> -P -c "import wren"` from `cwd` (with a timeout): can this interpreter serve?
+ * Same rules as the server (pure/launch.ts): a workspace's `wren/` must not answer for it.
+ */
+export function checkWrenImport(python: string, cwd: string, timeoutMs = 30_000): Promise<ImportCheck> {
   return new Promise((resolve) => {
-    execFile(
-      python,
-      ["-c", "import sys, wren; sys.stdout.write(wren.__file__ + ' ' + sys.version.split()[0])"],
-      { timeout: timeoutMs, windowsHide: true },
-      (error, stdout, stderr) => {
-        if (!error) {
-          resolve({ ok: true, detail: stdout.trim(), missingInterpreter: false });
-          return;
-        }
-        const code = (error as NodeJS.ErrnoException).code;
-        if (code === "ENOENT" || code === "EACCES") {
-          resolve({ ok: false, detail: `${python} cannot be run (${code}).`, missingInterpreter: true });
-          return;
-        }
-        const lastLine = stderr.trim().split("\n").pop() ?? String(error);
-        resolve({ ok: false, detail: lastLine, missingInterpreter: false });
-      },
-    );
+    execFile(python, [...IMPORT_CHECK_ARGS], { cwd, timeout: timeoutMs, windowsHide: true }, (error, stdout, stderr) => {
+      if (!error) {
+        resolve({ ok: true, detail: stdout.trim(), missingInterpreter: false });
+        return;
+      }
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "EACCES") {
+        resolve({ ok: false, detail: `${python} cannot be run (${code}).`, missingInterpreter: true });
+        return;
+      }
+      if (isTooOldForSafePath(stderr)) {
+        // Python < 3.11 rejects -P; installing Wren there would not help.
+        resolve({ ok: false, detail: `${python} is older than Python 3.11, which Wren requires.`, missingInterpreter: true });
+        return;
+      }
+      const lastLine = stderr.trim().split("\n").pop() ?? String(error);
+      resolve({ ok: false, detail: lastLine, missingInterpreter: false });
+    });
   });
 }
 
@@ -123,7 +142,7 @@ export async function findInterpreter(
       homeDir: os.homedir(),
       env: process.env,
     },
-    { isFile, hasWren: async (python) => (await checkWrenImport(python, 15_000)).ok },
+    { isFile, hasWren: async (python) => (await checkWrenImport(python, await launchCwd(context), 15_000)).ok },
   );
 }
 

@@ -11,10 +11,11 @@ import {
   type ServerOptions,
 } from "vscode-languageclient/node";
 import manifest from "../package.json";
-import { checkWrenImport, findInterpreter, findWrenCheckout } from "./python";
+import { checkWrenImport, findInterpreter, findWrenCheckout, launchCwd } from "./python";
 import { debounceFor, delayUnlessCancelled } from "./pure/debounce";
 import { describeSource, installCommand, type ResolvedInterpreter } from "./pure/interpreter";
 import { isLanguageEnabled, type EnableMap } from "./pure/languages";
+import { SERVER_ARGS } from "./pure/launch";
 import { buildInitializationOptions, buildServerSettings, schemaKeys, settingsSection, type ConfigurationReader } from "./pure/settings";
 import { ServerLogParser } from "./pure/serverLog";
 import { parseServerStatus } from "./pure/status";
@@ -111,23 +112,23 @@ export class WrenServer implements vscode.Disposable {
     this.log.info(`Python: ${interpreter.path} (from ${describeSource(interpreter.source)})`);
     this.status.setClientState({ kind: "starting", interpreter: interpreter.path });
 
-    const check = await checkWrenImport(interpreter.path);
+    // Never the workspace folder, and -P: opening a folder must not run its code (pure/launch.ts).
+    const cwd = await launchCwd(this.context);
+    const check = await checkWrenImport(interpreter.path, cwd);
     if (!check.ok) {
       // Not awaited: the notification stays up until the user answers, and a restart (after
       // fixing the setting) must not wait for that.
       const checkout = await findWrenCheckout(this.context);
-      void this.reportNotImportable(interpreter, check.detail, check.missingInterpreter, checkout);
+      void this.reportNotImportable(interpreter, check.detail, check.missingInterpreter, checkout, cwd);
       return;
     }
     this.log.info(`wren found: ${check.detail}`);
 
     const serverOptions: ServerOptions = {
       command: interpreter.path,
-      args: ["-m", "wren", "serve"],
+      args: [...SERVER_ARGS],
       options: {
-        cwd: vscode.workspace.workspaceFolders?.[0]?.uri.scheme === "file"
-          ? vscode.workspace.workspaceFolders[0].uri.fsPath
-          : undefined,
+        cwd,
         env: { ...process.env, PYTHONUNBUFFERED: "1", PYTHONIOENCODING: "utf-8" },
       },
     };
@@ -142,7 +143,7 @@ export class WrenServer implements vscode.Disposable {
       synchronize: { configurationSection: "wren" },
       middleware: this.middleware(),
     };
-    this.log.info(`Starting ${interpreter.path} -m wren serve (workspaceTrusted: ${trusted})`);
+    this.log.info(`Starting ${interpreter.path} ${SERVER_ARGS.join(" ")} in ${cwd} (workspaceTrusted: ${trusted})`);
     const client = new LanguageClient("wren", "Wren", serverOptions, clientOptions);
     this.client = client;
     this.clientDisposables.push(
@@ -210,10 +211,11 @@ export class WrenServer implements vscode.Disposable {
     detail: string,
     missing: boolean,
     checkout: string | undefined,
+    cwd: string,
   ): Promise<void> {
     const fix = installCommand(interpreter.path, checkout);
     const problem = missing
-      ? `Wren could not run the Python interpreter ${interpreter.path} (from ${describeSource(interpreter.source)}).`
+      ? `Wren could not use the Python interpreter ${interpreter.path} (from ${describeSource(interpreter.source)}): ${detail}`
       : `Wren is not installed in ${interpreter.path} (from ${describeSource(interpreter.source)}): ${detail}`;
     const advice = missing
       ? "Set wren.server.pythonPath to a Python 3.11+ interpreter."
@@ -223,7 +225,8 @@ export class WrenServer implements vscode.Disposable {
     const actions = missing ? ["Open Settings", "Show Logs"] : ["Run in Terminal", "Copy Command", "Open Settings"];
     const choice = await vscode.window.showErrorMessage(`${problem} ${advice}`, ...actions);
     if (choice === "Run in Terminal") {
-      const terminal = vscode.window.createTerminal({ name: "Install Wren" });
+      // Not in the workspace folder: `python -m pip` would import a workspace's `pip/` there.
+      const terminal = vscode.window.createTerminal({ name: "Install Wren", cwd });
       terminal.show();
       terminal.sendText(fix, true);
       void vscode.window

@@ -101,14 +101,14 @@ describe("resolveInterpreter", () => {
 
 describe("installCommand", () => {
   it("is an editable install of the checkout, quoted when needed", () => {
-    assert.equal(installCommand("/repo/.venv/bin/python", "/repo"), "/repo/.venv/bin/python -m pip install -e /repo");
+    assert.equal(installCommand("/repo/.venv/bin/python", "/repo"), "/repo/.venv/bin/python -P -m pip install -e /repo");
     assert.equal(
       installCommand("/My Env/bin/python", "/src/my wren"),
-      '"/My Env/bin/python" -m pip install -e "/src/my wren"',
+      '"/My Env/bin/python" -P -m pip install -e "/src/my wren"',
     );
   });
   it("names a placeholder when the checkout is unknown", () => {
-    assert.equal(installCommand("python3", undefined), "python3 -m pip install -e /path/to/wren");
+    assert.equal(installCommand("python3", undefined), "python3 -P -m pip install -e /path/to/wren");
   });
 });
 

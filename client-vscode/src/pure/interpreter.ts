@@ -102,9 +102,10 @@ export function shellQuote(p: string): string {
 /**
  * The command that makes `import wren` work in `python`: an editable install of the Wren checkout
  * (the one this extension was built in when we can find it, else a placeholder path to fill in).
+ * With -P (safe path): run in a workspace folder, `-m pip` would otherwise import its `pip/`.
  */
 export function installCommand(python: string, repoRoot: string | undefined): string {
-  return `${shellQuote(python)} -m pip install -e ${repoRoot ? shellQuote(repoRoot) : "/path/to/wren"}`;
+  return `${shellQuote(python)} -P -m pip install -e ${repoRoot ? shellQuote(repoRoot) : "/path/to/wren"}`;
 }
 
 export function describeSource(source: InterpreterSource): string {
