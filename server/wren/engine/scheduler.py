@@ -7,6 +7,11 @@
   job calls `cancel.checkpoint()` at every step; the scheduler uses that hook to run queued
   interactive jobs right there, on the same thread, then lets the batch job continue.
 - The asyncio event loop never runs a forward pass: jobs run on the worker thread.
+- The worker survives anything a job or a future does: the awaiting side may cancel a
+  future at any moment (every `$/cancelRequest`), so completing one tolerates a future that
+  is already done, and the loop logs any exception that escapes a job's bookkeeping and goes on.
+
+How many forward passes run at once is measured where they run (the backend), not here.
 """
 
 from __future__ import annotations
@@ -17,12 +22,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from wren.engine.types import CancelToken
-from wren.errors import GenerationCancelled
+from wren.errors import GenerationCancelled, GenerationError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +54,6 @@ class Scheduler:
         self._by_key: dict[str, _Job] = {}
         self._running: list[_Job] = []  # stack: a batch job with interactive jobs run inside it
         self._closed = False
-        self.max_concurrent_seen = 0  # for tests: generations running at the same time
         self._thread = threading.Thread(target=self._loop, name="wren-inference", daemon=True)
         self._thread.start()
 
@@ -61,7 +65,7 @@ class Scheduler:
         job = _Job(priority, next(self._seq), fn, cancel, future, key)
         with self._cond:
             if self._closed:
-                future.set_exception(GenerationCancelled("the server is shutting down"))
+                _settle(future, error=GenerationCancelled("the server is shutting down"))
                 return future, cancel
             if key is not None:
                 old = self._by_key.get(key)
@@ -116,40 +120,56 @@ class Scheduler:
                 if self._closed and not self._queue:
                     return
                 job = heapq.heappop(self._queue)
-            self._run(job)
+            try:
+                self._run(job)
+            except BaseException:  # the worker must outlive any job; nothing else runs them
+                log.exception("inference worker: a job's bookkeeping failed; going on")
+                _settle(job.future, error=GenerationError("internal error in the inference worker"))
 
     def _run(self, job: _Job) -> None:
         if job.cancel.cancelled or not job.future.set_running_or_notify_cancel():
-            if not job.future.done():
-                job.future.set_exception(GenerationCancelled(job.cancel.reason))
+            # Cancelled before it started (by a newer request, or by the awaiting side, which
+            # may also do so right now: `_settle` tolerates a future that is already done).
+            _settle(job.future, error=GenerationCancelled(job.cancel.reason))
             self._release_key(job)
             return
         if job.priority > INTERACTIVE:
             job.cancel.checkpoint = lambda: self._run_urgent(job.priority)
         self._running.append(job)
-        self.max_concurrent_seen = max(self.max_concurrent_seen, self._generating())
         try:
             result = job.fn(job.cancel)
         except BaseException as err:  # delivered to the awaiting request
-            job.future.set_exception(err)
+            _settle(job.future, error=err)
         else:
-            job.future.set_result(result)
+            _settle(job.future, result=result)
         finally:
             self._running.remove(job)
             self._release_key(job)
             with self._cond:
                 self._cond.notify_all()  # wake `wait_idle`
 
-    def _generating(self) -> int:
-        # Nested interactive jobs run while the batch job is paused at a checkpoint.
-        return 1 if self._running else 0
-
     def _run_urgent(self, below: int) -> None:
         while (job := self._pop_urgent(below)) is not None:
-            self._run(job)
+            try:
+                self._run(job)
+            except BaseException:  # the paused job goes on; the nested one's future is settled
+                log.exception("inference worker: a nested job's bookkeeping failed; going on")
+                _settle(job.future, error=GenerationError("internal error in the inference worker"))
 
     def _release_key(self, job: _Job) -> None:
         if job.key is not None:
             with self._cond:
                 if self._by_key.get(job.key) is job:
                     del self._by_key[job.key]
+
+
+def _settle(future: Future[Any], *, result: Any = None, error: BaseException | None = None) -> None:
+    """Complete `future` unless it already is (the awaiting side may cancel it at any moment:
+    between a `done()` check and the set, `set_*` would raise InvalidStateError)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
