@@ -1,17 +1,42 @@
-"""Typed settings. The client's package.json `contributes.configuration` mirrors these keys.
+"""Typed settings, structured with cattrs. The client's package.json mirrors these keys.
 
 Settings arrive as a nested dict (`{"model": {"path": ...}, ...}`) or with dotted keys
-(`{"model.path": ...}`), with or without a leading `wren` section. Invalid values are
-reported once and replaced by their defaults; unknown keys are ignored (and reported).
+(`{"model.path": ...}`), with or without a leading `wren` section. A value of the wrong type
+or out of its range is reported (naming the key and the default used) and replaced by its
+default; unknown keys are reported and ignored; everything else still applies.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: cattrs must see the `Annotated` ranges on the
+# fields, and dataclass annotations stay real types that way.
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_origin, get_type_hints
+
+import cattrs
+from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Quantize = Literal["none", "int8"]
+
+# Longest a fix/generate check may run code (seconds): each round waits this long at most.
+MAX_VERIFY_TIMEOUT_S = 60
+
+
+@dataclass(frozen=True)
+class Range:
+    """Bounds of an integer setting (package.json's `minimum`/`maximum` say the same)."""
+
+    minimum: int = 0
+    maximum: int | None = None
+
+    def describe(self) -> str:
+        if self.maximum is None:
+            return f"an integer ≥ {self.minimum}"
+        return f"an integer from {self.minimum} to {self.maximum}"
+
+
+Count = Annotated[int, Range(0)]
+Positive = Annotated[int, Range(1)]
 
 
 @dataclass(frozen=True)
@@ -28,11 +53,11 @@ class ModelSettings:
 
 @dataclass(frozen=True)
 class CompletionSettings:
-    maxTokens: int = 64
+    maxTokens: Positive = 64
     multiline: bool = True
-    timeBudgetMs: int = 2000
-    debounceMs: int = 120  # client debounce; the server adapts its own on top
-    contextTokens: int = 1500
+    timeBudgetMs: Count = 2000
+    debounceMs: Count = 120  # client debounce; the server adapts its own on top
+    contextTokens: Count = 1500
     # Rerank a few candidate lines by how likely the code after the cursor is after each
     # (prefix-only models; see engine/rerank.py). Off: it costs latency (BENCHMARKS.md).
     rerank: bool = False
@@ -41,14 +66,14 @@ class CompletionSettings:
 @dataclass(frozen=True)
 class ContextSettings:
     enabled: bool = True
-    budgetMs: int = 40
+    budgetMs: Count = 40
 
 
 @dataclass(frozen=True)
 class VerifySettings:
     runCode: bool = False
-    maxRounds: int = 2
-    timeoutSeconds: int = 5
+    maxRounds: Count = 2
+    timeoutSeconds: Annotated[int, Range(1, MAX_VERIFY_TIMEOUT_S)] = 5
 
 
 @dataclass(frozen=True)
@@ -86,13 +111,94 @@ def setting_keys(cls: type = Settings, prefix: str = "wren") -> set[str]:
     return keys
 
 
+def setting_ranges(cls: type = Settings, prefix: str = "wren") -> dict[str, Range]:
+    """Dotted key -> bounds, for every integer setting."""
+    out: dict[str, Range] = {}
+    hints = get_type_hints(cls, include_extras=True)
+    for f in fields(cls):
+        t = hints[f.name]
+        if is_dataclass(t):
+            out |= setting_ranges(t, f"{prefix}.{f.name}")  # type: ignore[arg-type]
+        elif (bounds := _range_of(t)) is not None:
+            out[f"{prefix}.{f.name}"] = bounds
+    return out
+
+
+# -- structuring ----------------------------------------------------------------------------
+
+
+class InvalidSetting(ValueError):
+    """A value that doesn't fit its setting; the message says what would."""
+
+
+def _range_of(t: Any) -> Range | None:
+    if get_origin(t) is Annotated:
+        return next((a for a in get_args(t)[1:] if isinstance(a, Range)), None)
+    return None
+
+
+def _expected(t: Any) -> str:
+    """What a setting of type `t` accepts, in words."""
+    if (bounds := _range_of(t)) is not None:
+        return bounds.describe()
+    if get_origin(t) is Literal:
+        return "one of " + ", ".join(repr(v) for v in get_args(t))
+    if get_origin(t) is dict:
+        return "an object of true/false values"
+    return {bool: "true or false", int: "an integer ≥ 0", str: "a string"}.get(t, str(t))
+
+
+def _strict(kind: type, words: str) -> Any:
+    """A hook that takes values of exactly `kind` (cattrs would otherwise coerce "5" -> 5)."""
+
+    def structure(value: Any, _: Any) -> Any:
+        # bool is an int subclass: True is not a number of tokens.
+        if type(value) is not kind:
+            raise InvalidSetting(f"must be {words}")
+        return value
+
+    return structure
+
+
+def _structure_ranged(value: Any, t: Any) -> int:
+    bounds = _range_of(t)
+    assert bounds is not None
+    if type(value) is not int:
+        raise InvalidSetting(f"must be {bounds.describe()}")
+    if value < bounds.minimum or (bounds.maximum is not None and value > bounds.maximum):
+        raise InvalidSetting(f"must be {bounds.describe()}")
+    return value
+
+
+def _structure_literal(value: Any, t: Any) -> Any:
+    # `type(...) is` keeps True from matching 1 and 1 from matching 1.0.
+    if not any(value == v and type(value) is type(v) for v in get_args(t)):
+        raise InvalidSetting(f"must be {_expected(t)}")
+    return value
+
+
+def _make_converter() -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=True)
+    converter.register_structure_hook(bool, _strict(bool, "true or false"))
+    converter.register_structure_hook(int, _strict(int, "an integer"))
+    converter.register_structure_hook(str, _strict(str, "a string"))
+    converter.register_structure_hook_func(lambda t: _range_of(t) is not None, _structure_ranged)
+    converter.register_structure_hook_func(lambda t: get_origin(t) is Literal, _structure_literal)
+    return converter
+
+
+_converter = _make_converter()
+
+# -- parsing --------------------------------------------------------------------------------
+
+
 def _nest(raw: dict[str, Any]) -> dict[str, Any]:
     """Turn dotted keys into nested dicts and drop a leading `wren` section."""
     if "wren" in raw and isinstance(raw["wren"], dict):
         raw = raw["wren"]
     out: dict[str, Any] = {}
     for key, value in raw.items():
-        parts = key.split(".")
+        parts = str(key).split(".")
         if parts[0] == "wren" and len(parts) > 1:
             parts = parts[1:]
         node = out
@@ -108,58 +214,88 @@ def _nest(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_value(value: Any, t: Any) -> bool:
-    if t is bool:
-        return isinstance(value, bool)
-    if t is int:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-    if t is str:
-        return isinstance(value, str)
-    origin_args = get_args(t)
-    if getattr(t, "__origin__", None) is Literal:
-        return value in origin_args
-    if getattr(t, "__origin__", None) is dict:
-        return isinstance(value, dict) and all(
-            isinstance(k, str) and isinstance(v, bool) for k, v in value.items()
-        )
-    return False
+@dataclass(frozen=True)
+class _Failure:
+    path: tuple[str, ...]  # the failing key, "wren" excluded
+    error: BaseException
 
 
-def _build(cls: type, raw: dict[str, Any], prefix: str, problems: list[str]) -> Any:
-    hints = get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    names = {f.name for f in fields(cls)}
-    for key in raw:
-        if key not in names:
-            problems.append(f"Unknown setting `{prefix}.{key}` was ignored.")
-    for f in fields(cls):
-        t = hints[f.name]
-        if f.name not in raw:
-            continue
-        value = raw[f.name]
-        if is_dataclass(t):
-            if isinstance(value, dict):
-                kwargs[f.name] = _build(t, value, f"{prefix}.{f.name}", problems)  # type: ignore[arg-type]
-            else:
-                problems.append(f"Setting `{prefix}.{f.name}` must be an object; using defaults.")
-        elif _check_value(value, t):
-            kwargs[f.name] = value
-        else:
-            default = f.default_factory() if callable(f.default_factory) else f.default
-            problems.append(
-                f"Setting `{prefix}.{f.name}` has an invalid value {value!r}; using {default!r}."
-            )
-    return cls(**kwargs)
+def _failures(err: BaseException, path: tuple[str, ...] = ()) -> list[_Failure]:
+    """The leaves of cattrs' error tree, each with the path of the setting that caused it."""
+    if isinstance(err, ForbiddenExtraKeysError):
+        return [_Failure((*path, name), err) for name in sorted(err.extra_fields)]
+    if not isinstance(err, ClassValidationError):
+        return [_Failure(path, err)]
+    with_names, without = err.group_exceptions()
+    out = [f for e, note in with_names for f in _failures(e, (*path, str(note.name)))]
+    return out + [f for e in without for f in _failures(e, path)]
 
 
-def parse_settings(raw: dict[str, Any] | None) -> tuple[Settings, list[str]]:
-    """Validate raw settings: returns the settings and one message per problem found."""
-    problems: list[str] = []
+def _default_at(path: tuple[str, ...]) -> Any:
+    node: Any = Settings()
+    for name in path:
+        node = getattr(node, name, None)
+    return node
+
+
+def _drop(nested: dict[str, Any], path: tuple[str, ...]) -> None:
+    node: Any = nested
+    for name in path[:-1]:
+        node = node.get(name) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(path[-1], None)
+
+
+def _message(failure: _Failure, value: Any) -> str:
+    key = ".".join(("wren", *failure.path))
+    if isinstance(failure.error, ForbiddenExtraKeysError):
+        return f"Unknown setting `{key}` was ignored."
+    default = _default_at(failure.path)
+    if is_dataclass(default):
+        return f"Setting `{key}` must be an object, got {value!r}; using the defaults."
+    if isinstance(failure.error, InvalidSetting):
+        why = str(failure.error)
+    else:  # a cattrs error (say, a list where an object was expected)
+        why = f"must be {_expected(_type_at(failure.path))}"
+    return f"Setting `{key}` has an invalid value {value!r} ({why}); using {default!r}."
+
+
+def _type_at(path: tuple[str, ...]) -> Any:
+    t: Any = Settings
+    for name in path:
+        t = get_type_hints(t, include_extras=True).get(name) if is_dataclass(t) else None
+    return t
+
+
+def _value_at(nested: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = nested
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node
+
+
+def parse_settings(raw: Any) -> tuple[Settings, list[str]]:
+    """Structure raw settings: the settings, and one message per problem found.
+
+    Each invalid or unknown key is dropped (so its default applies) and structuring is tried
+    again; every try drops at least one key, so this ends.
+    """
     if not raw:
-        return Settings(), problems
+        return Settings(), []
     if not isinstance(raw, dict):
         return Settings(), [
             f"Settings must be an object, got {type(raw).__name__}; using defaults."
         ]
-    settings = _build(Settings, _nest(raw), "wren", problems)
-    return settings, problems
+    nested = _nest(raw)
+    problems: list[str] = []
+    while True:
+        try:
+            return _converter.structure(nested, Settings), problems
+        except ClassValidationError as err:
+            failures = _failures(err)
+        if not failures or any(not f.path for f in failures):  # nothing to drop: give up
+            problems.append(f"Settings could not be read ({failures}); using defaults.")
+            return Settings(), problems
+        for failure in failures:
+            problems.append(_message(failure, _value_at(nested, failure.path)))
+            _drop(nested, failure.path)
