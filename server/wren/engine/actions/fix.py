@@ -132,7 +132,7 @@ def fix(
         new_document = edit.apply(text)
         first_row = region.first_row
         last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
-        return Candidate(edit, new_document, first_row, last_row, answer + "\n")
+        return Candidate(edit, new_document, first_row, last_row, answer + "\n", shown, code + "\n")
 
     # The user's examples (docstrings of the original code), not ones the model rewrote.
     given_examples = examples_in_code(shown) if request.language_id == "python" else []

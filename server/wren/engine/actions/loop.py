@@ -1,11 +1,13 @@
 """write -> verify -> repair: the loop Fix and Generate share.
 
 Each round asks the model for code, turns it into an edit of the document (indentation, line
-endings), checks the edited document statically (parses, no new undefined names, changes
-something) and, when allowed, runs it (examples, a given test) in the sandbox. A failure is
-told to the model in the next round, up to `max_retries` times. The first verified edit wins;
-when none verifies, the last edit that at least parses is offered, marked unverified, with the
-reason; an edit that does not even parse is never offered.
+endings), checks that a rewrite changes the code at all (not only whitespace, comments,
+docstrings, annotations or decorators), checks the edited document statically (parses, no new
+undefined names, no second definition of an existing name) and, when allowed, runs it
+(examples, a given test) in the sandbox. A failure is told to the model in the next round, up
+to `max_retries` times. The first verified edit wins; when none verifies, the last edit that
+parses and changes something is offered, marked unverified, with the reason; an edit that does
+not parse, or changes nothing the code does, is never offered.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from wren.engine.actions.change_checks import UNCHANGED_HINT, unchanged_reason
 from wren.engine.actions.examples import Example, check_script
 from wren.engine.actions.llm import ActionModel, CodeAnswer, Messages, ask_for_code
 from wren.engine.actions.outcome import Attempt, EditOutcome, ProposedEdit
 from wren.engine.actions.prompts import repair_messages, restate_messages
 from wren.engine.actions.sandbox import run_python
-from wren.engine.actions.verify import CheckResult, check_change
+from wren.engine.actions.verify import CheckResult, check_change, undefined_names
 from wren.engine.types import CancelToken
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,10 @@ class Candidate:
     first_row: int
     last_row: int
     code: str  # the model's code as shown back to it in a repair round
+    # A rewrite (Fix): the code it replaces and the new code, both dedented; checked for a
+    # real change. None for new code (Generate).
+    replaces: str | None = None
+    replacement: str = ""
 
 
 Builder = Callable[[str], "Candidate | str"]
@@ -68,7 +75,7 @@ def run_examples(
         script,
         timeout_s=options.timeout_s,
         memory_mb=options.memory_mb,
-        cancelled=lambda: cancel.cancelled,
+        cancel=cancel,  # stops the run; its checkpoint lets completions run meanwhile
         extra_paths=options.extra_paths,
         run_name="__wren_check__",
     )
@@ -101,6 +108,7 @@ def write_verify_repair(
     failed_codes: set[str] = set()  # candidates that failed a check
     failed_answers: set[str] = set()  # raw answers (a repeat of one means no progress)
     failures: list[str] = []
+    undefined_before: set[str] | None = None  # names the old document already left undefined
 
     def next_round(conversation: Messages, code: str | None, problem: str) -> Messages:
         if options.repair_style == "restate":
@@ -156,25 +164,34 @@ def write_verify_repair(
             record(False, "repeat", "the model repeated an earlier attempt", built.edit)
             break
         failed_codes.add(built.code)
+        if built.replaces is not None:
+            if undefined_before is None:
+                undefined_before = (
+                    (undefined_names(old_text) or set()) if language_id == "python" else set()
+                )
+            same = unchanged_reason(
+                language_id, built.replaces, built.replacement, undefined_before
+            )
+            checks_run.add("change")
+            if same is not None:
+                last_reason = same
+                record(False, "unchanged", same, built.edit)
+                log.info("%s: round %d rejected, %s", title, round_no, same)
+                conversation = next_round(conversation, built.code, f"{same}; {UNCHANGED_HINT}")
+                continue
         static = check_change(
             language_id, old_text, built.new_document, built.first_row, built.last_row, built.code
         )
         checks_run.update(static.checks)
         if not static.ok:
-            stage = (
-                "syntax"
-                if "does not parse" in static.reason
-                else (
-                    "content"
-                    if "same as the original" in static.reason or "empty" in static.reason
-                    else "names"
-                )
-            )
+            stage = static.stage or "names"
             last_reason = static.reason
             record(False, stage, static.reason, built.edit)
-            if stage == "names":
+            log.info("%s: round %d rejected (%s), %s", title, round_no, stage, static.reason)
+            if stage in ("names", "redefines"):
                 offer = (built, static.reason)
-            conversation = next_round(conversation, built.code, static.reason)
+            feedback = f"{static.reason}; {static.hint}" if static.hint else static.reason
+            conversation = next_round(conversation, built.code, feedback)
             continue
         if runner is not None:
             ran = runner(built, cancel)
@@ -182,6 +199,7 @@ def write_verify_repair(
             if not ran.ok:
                 last_reason = ran.reason
                 record(False, "run", ran.reason, built.edit)
+                log.info("%s: round %d rejected (run), %s", title, round_no, ran.reason)
                 offer = (built, ran.reason)
                 conversation = next_round(conversation, built.code, ran.reason)
                 continue
@@ -212,6 +230,11 @@ def write_verify_repair(
             checks=tuple(sorted(checks_run)),
             attempts=attempts,
         )
+    unchanged = [a for a in attempts if a.stage in ("unchanged", "content")]
+    if unchanged:
+        # Say so plainly: no round produced a change worth offering.
+        said = [f"round {a.round} {_without_subject(a.reason)}" for a in unchanged]
+        last_reason = "no real change: " + "; ".join(said)
     return EditOutcome(
         edit=None,
         verified=False,
@@ -224,12 +247,23 @@ def write_verify_repair(
     )
 
 
+def _without_subject(reason: str) -> str:
+    """ "it only deletes x" -> "only deletes x"; "the proposed code is ..." -> "... is ..." """
+    if reason.startswith("it "):
+        return reason[3:]
+    if reason.startswith("the proposed code "):
+        return reason[len("the proposed code ") :]
+    return reason
+
+
 def _checked_sentence(checks: set[str]) -> str:
     parts = []
     if "syntax" in checks:
         parts.append("it parses")
+    if "change" in checks:
+        parts.append("it changes the code")
     if "names" in checks:
-        parts.append("it adds no undefined names")
+        parts.append("it adds no undefined names and redefines no existing one")
     if "run" in checks:
         parts.append("its examples ran")
     if not parts:

@@ -50,7 +50,9 @@ class Attempt:
     code: str | None
     passed: bool
     reason: str
-    stage: str  # "answer" | "layout" | "content" | "syntax" | "names" | "run" | "ok"
+    # "answer" | "layout" | "repeat" | "unchanged" | "content" | "syntax" | "names" |
+    # "redefines" | "run" | "ok"
+    stage: str
     seconds: float
     edit: ProposedEdit | None = None
 

@@ -6,7 +6,9 @@
 - it introduces no new undefined names (Python): names the new document reads but defines
   nowhere (module, enclosing scopes, builtins, imports), which did not already appear in the
   old document's code;
-- it changes something, and it is not an empty stub.
+- it changes something, and it is not an empty stub;
+- it does not define a name its scope already has (Python: a second `def mean` in the module
+  or the class), see `change_checks.redefinition_reason`.
 
 Running the code (doctests, examples, a given test) lives in `sandbox` / `examples`.
 """
@@ -21,6 +23,7 @@ import tokenize
 from dataclasses import dataclass
 
 from wren.context.syntax import SourceText, iter_error_nodes, language_for, parse
+from wren.engine.actions.change_checks import redefinition_reason
 
 _BUILTINS = frozenset(dir(builtins)) | frozenset(
     {
@@ -47,6 +50,8 @@ class CheckResult:
     ok: bool
     reason: str = ""  # for the user and, on failure, fed back to the model
     checks: tuple[str, ...] = ()  # which checks ran ("syntax", "names", ...)
+    stage: str = ""  # on failure, which check failed (the attempt's stage)
+    hint: str = ""  # on failure, advice added when the reason is fed back to the model
 
 
 def syntax_error_in(
@@ -173,18 +178,23 @@ def check_change(
     """Static checks on the document after the change (`first_row..last_row` = changed rows)."""
     checks: list[str] = []
     if not new_code.strip():
-        return CheckResult(False, "the proposed code is empty", ("content",))
+        return CheckResult(False, "the proposed code is empty", ("content",), "content")
     if new_text == old_text:
-        return CheckResult(False, "the proposed code is the same as the original", ("content",))
+        return CheckResult(
+            False, "the proposed code is the same as the original", ("content",), "content"
+        )
     if language_for(language_id) is not None:
         checks.append("syntax")
         err = syntax_error_in(language_id, new_text, first_row, last_row, old_text)
         if err is not None:
-            return CheckResult(False, f"the result does not parse ({err})", tuple(checks))
+            return CheckResult(False, f"the result does not parse ({err})", tuple(checks), "syntax")
     if language_id == "python":
         checks.append("names")
         missing = new_undefined_names(old_text, new_text)
         if missing:
             names = ", ".join(f"`{n}`" for n in missing[:5])
-            return CheckResult(False, f"it uses undefined names: {names}", tuple(checks))
+            return CheckResult(False, f"it uses undefined names: {names}", tuple(checks), "names")
+        clash = redefinition_reason(old_text, new_text, first_row, last_row)
+        if clash is not None:
+            return CheckResult(False, clash, tuple(checks), "redefines")
     return CheckResult(True, "", tuple(checks))
