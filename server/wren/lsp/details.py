@@ -29,7 +29,7 @@ def register(server: WrenServer) -> None:
             "cancelled": ls.stats.cancelled,
             "errors": ls.stats.errors,
             "prefills": ls.stats.prefills,
-            "max_concurrent_generations": ls.scheduler.max_concurrent_seen,
+            "max_concurrent_generations": getattr(ls.backend, "max_forward_in_flight", 0),
             "open_documents": len(ls.documents),
         }
         return payload

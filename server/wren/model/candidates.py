@@ -120,7 +120,7 @@ def branch_candidates(
     picks = picks[:alternatives]
     branches: list[Branch] = []
     for token, logprob in picks:
-        cancel.raise_if_cancelled()
+        _checkpoint(cancel)
         first = b.detokenize([token])
         if not math.isfinite(logprob):
             continue
@@ -166,7 +166,7 @@ def score_continuations_on_slot(
     with b._lock, torch.inference_mode():
         slot = b._slot(cache_slot if cache_slot is not None else "__candidates__")
         for candidate, suffix in pairs:
-            cancel.raise_if_cancelled()
+            _checkpoint(cancel)
             text = candidate + suffix
             enc = b.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             ids = list(enc["input_ids"])
@@ -193,6 +193,13 @@ def score_continuations_on_slot(
                 )
             )
     return scores
+
+
+def _checkpoint(cancel: CancelToken) -> None:
+    # Urgent jobs may run here and use the same slot; `_prefill` (called next) re-validates it.
+    from wren.model.generation import checkpoint
+
+    checkpoint(cancel)
 
 
 def _crop(past: Any, length: int) -> None:

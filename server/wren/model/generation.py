@@ -13,6 +13,13 @@ cache and, for a 4-bit GGUF, the file's own 4-bit weights packed for torch's int
 int8-quantized modules, use the transformers forward with a DynamicCache.
 Decoding drafts tokens by prompt lookup (`GenerationParams.lookup_text`) and verifies each
 draft in one forward pass: the output is exactly plain greedy decoding's.
+
+Nested jobs: a batch or background job's cancel checkpoint runs urgent jobs on this same
+thread, and one of them may take over the very slot the paused job is filling (a completion
+inside a background prefill of its document). Every operation that takes a slot bumps its
+`version`; after each checkpoint the paused job compares it and, when the slot changed under
+it, plans again from what the slot now holds instead of writing into a cache that no longer
+matches its tokens.
 """
 
 from __future__ import annotations
@@ -21,14 +28,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from wren.engine.types import CancelToken, GenerationParams, GenerationResult
-from wren.errors import GenerationError
+from wren.errors import GenerationCancelled, GenerationError
 from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.loading import LoadedModel
 from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
@@ -72,6 +80,10 @@ class CacheSlot:
     # Leading positions computed as prompt (lean decoder: block attention). Only these are
     # reused by a later prompt: decoded positions round differently (see LeanModel._attention).
     prompt_len: int = 0
+    # Bumped by every operation that takes the slot (each `_prefill`): a job paused at a
+    # checkpoint sees whether a nested job used the slot meanwhile. Whoever holds the slot
+    # replaces `tokens` (never mutates a list another holder may still refer to) on taking it.
+    version: int = 0
 
     def nbytes(self) -> int:
         if self.past is None:
@@ -118,6 +130,39 @@ def after_prompt(prompt: str, lookup_text: str) -> str:
     return lookup_text[at + len(tail) :] if at >= 0 else lookup_text
 
 
+class InFlightGauge:
+    """Forward passes running right now, and the most ever seen at once.
+
+    Counted around the model call itself, from any thread, so it measures what the
+    scheduler promises (one pass at a time) instead of restating how it is built."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.now = 0
+        self.peak = 0
+        self.passes = 0
+
+    @contextmanager
+    def one_pass(self) -> Iterator[None]:
+        with self._lock:
+            self.now += 1
+            self.passes += 1
+            self.peak = max(self.peak, self.now)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+def checkpoint(cancel: CancelToken) -> None:
+    """The cancel token's checkpoint (urgent jobs may run inside it), then cancelled or not
+    once more: a nested job may have cancelled this one (`Scheduler.cancel_background`)."""
+    cancel.raise_if_cancelled()
+    if cancel.cancelled:
+        raise GenerationCancelled(cancel.reason)
+
+
 def _is_oom(err: BaseException) -> bool:
     return isinstance(err, torch.OutOfMemoryError | MemoryError) or (
         isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
@@ -146,6 +191,7 @@ class TransformersBackend:
         self._lock = threading.RLock()  # re-entrant: urgent jobs run inside a batch checkpoint
         self._stop_token_ids = self._collect_stop_ids()
         self._lookup_memo: OrderedDict[str, NgramIndex] = OrderedDict()
+        self.in_flight = InFlightGauge()
         self.lean: LeanModel | None = None
         if lean and self.device == "cpu":
             with torch.inference_mode():
@@ -240,45 +286,64 @@ class TransformersBackend:
         self, ids: Sequence[int], past: Any, all_logits: bool = False, prompt: bool = False
     ) -> Any:
         """Logits after each of `ids` ([n, vocab]) or, by default, after the last ([vocab])."""
-        if self.lean is not None:
-            return self.lean.forward(list(ids), past, all_logits=all_logits, prompt=prompt)
-        input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
-        out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
-        return out.logits[0] if all_logits else out.logits[0, -1]
+        with self.in_flight.one_pass():
+            if self.lean is not None:
+                return self.lean.forward(list(ids), past, all_logits=all_logits, prompt=prompt)
+            input_ids = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+            out = self.model(input_ids=input_ids, past_key_values=past, use_cache=True)
+            return out.logits[0] if all_logits else out.logits[0, -1]
+
+    @property
+    def max_forward_in_flight(self) -> int:
+        """The most forward passes ever seen running at the same time (1 is the promise)."""
+        return self.in_flight.peak
 
     def _prefill(self, slot: CacheSlot, ids: list[int], cancel: CancelToken) -> tuple[Any, int]:
-        """Bring `slot` to exactly `ids`; return the logits after the last id and reused count."""
-        reuse = common_prefix_len(slot.tokens, ids)
-        if slot.past is None:
-            reuse = 0
-        if self.lean is not None:
-            reuse = min(reuse, slot.prompt_len)
-        if (
-            reuse == len(ids) == len(slot.tokens) == slot.prompt_len
-            and slot.last_logits is not None
-        ):
-            return slot.last_logits, reuse
-        if reuse == len(ids):
-            reuse -= 1  # need at least one token to get fresh logits
-        if reuse <= 0 or slot.past is None:
-            slot.past = self._new_past()
-            reuse = 0
-        else:
-            crop_to(slot.past, reuse)
-        slot.tokens = ids[:reuse]
-        slot.prompt_len = reuse
-        slot.last_logits = None
-        logits = None
-        pos = reuse
-        while pos < len(ids):
-            cancel.raise_if_cancelled()
-            chunk = ids[pos : pos + PREFILL_CHUNK]
-            logits = self._forward(chunk, slot.past, prompt=True)
-            pos += len(chunk)
-            slot.tokens = ids[:pos]
-            slot.prompt_len = pos
-        slot.last_logits = logits
-        return logits, reuse
+        """Bring `slot` to exactly `ids`; return the logits after the last id and reused count.
+
+        Between chunks, urgent jobs may run (the cancel token's checkpoint) and one may take
+        this slot over. After every checkpoint: cancelled -> GenerationCancelled, nothing more
+        written; the slot taken over -> plan again from what it holds now (a slot is
+        consistent whenever a checkpoint runs), never one more chunk into a changed cache.
+        """
+        while True:
+            slot.version += 1
+            mine = slot.version
+            reuse = common_prefix_len(slot.tokens, ids)
+            if slot.past is None:
+                reuse = 0
+            if self.lean is not None:
+                reuse = min(reuse, slot.prompt_len)
+            if (
+                reuse == len(ids) == len(slot.tokens) == slot.prompt_len
+                and slot.last_logits is not None
+            ):
+                return slot.last_logits, reuse
+            if reuse == len(ids):
+                reuse -= 1  # need at least one token to get fresh logits
+            if reuse <= 0 or slot.past is None:
+                slot.past = self._new_past()
+                reuse = 0
+            else:
+                crop_to(slot.past, reuse)
+            slot.tokens = ids[:reuse]
+            slot.prompt_len = reuse
+            slot.last_logits = None
+            logits = None
+            pos = reuse
+            while pos < len(ids):
+                checkpoint(cancel)
+                if slot.version != mine:
+                    break  # a nested job used this slot: re-plan from its current state
+                chunk = ids[pos : pos + PREFILL_CHUNK]
+                logits = self._forward(chunk, slot.past, prompt=True)
+                pos += len(chunk)
+                slot.tokens = ids[:pos]
+                slot.prompt_len = pos
+            else:
+                slot.last_logits = logits
+                return logits, reuse
+            log.debug("KV slot changed during a checkpoint; prefill planned again")
 
     def _guarded(self, run: Callable[[], GenerationResult]) -> GenerationResult:
         with self._lock, torch.inference_mode():
@@ -364,6 +429,7 @@ class TransformersBackend:
         t0 = time.perf_counter()
         deadline = t0 + params.time_budget_s
         logits, reused = self._prefill(slot, ids, cancel)
+        mine = slot.version
         t1 = time.perf_counter()
         stats = SpeculativeStats()
         indexes: list[NgramIndex] = []
@@ -408,7 +474,13 @@ class TransformersBackend:
             if time.perf_counter() > deadline:
                 stop_reason = "time"
                 break
-            cancel.raise_if_cancelled()
+            fed = slot.tokens  # ours: a job that takes the slot over replaces the list
+            checkpoint(cancel)
+            if slot.version != mine:
+                # A job run at the checkpoint used this slot: bring it back to our sequence
+                # (usually most of it is still there) before feeding the next token.
+                self._prefill(slot, fed, cancel)
+                mine = slot.version
             draft: list[int] = []
             if indexes:
                 assert running is not None
@@ -473,20 +545,21 @@ class TransformersBackend:
         scores: list[float] = []
         with self._lock, torch.inference_mode():
             slot = self._slot("__score__")
-            logits, _ = self._prefill(slot, ids, cancel)
-            base = len(slot.tokens)
+            base = len(ids)
             for cont in continuations:
-                cancel.raise_if_cancelled()
+                checkpoint(cancel)
                 cids = self.tokenize(cont)
                 if not cids:
                     scores.append(0.0)
                     continue
+                # After a checkpoint the slot may have been used by a nested job: `_prefill`
+                # brings it back (free when it still holds exactly the prompt).
+                logits, _ = self._prefill(slot, ids, cancel)
                 seq_logits = self._forward(cids, slot.past, all_logits=True)
                 all_logits = torch.cat([logits.unsqueeze(0), seq_logits[:-1]], dim=0)
                 logprobs = torch.log_softmax(all_logits.float(), dim=-1)
                 picked = logprobs[torch.arange(len(cids)), torch.tensor(cids)]
                 scores.append(float(picked.mean()))
                 crop_to(slot.past, base)
-            slot.tokens = ids
             self._enforce_budget()
         return scores
