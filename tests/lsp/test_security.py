@@ -6,7 +6,7 @@
   sitecustomize, also loaded by the fault-injection one), the block works, and no server tried.
 - Repository text is data: the client renders model output as untrusted markdown (no scripts,
   no command links, no raw HTML); model output runs only with `wren.verify.runCode` in a trusted
-  workspace, and then only in the sandbox (its limits: tests/unit/test_actions_checks.py).
+  workspace, and then only in the sandbox (its limits: tests/unit/test_sandbox.py).
 
 (Weight-file parsing and the loader's refusals: tests/unit/test_checks.py.)
 """
@@ -237,11 +237,6 @@ async def test_restricted_mode_turns_code_verification_off_in_the_server() -> No
         await server.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sandbox.py limits time, memory, file size, processes and network, but not where "
-    "the candidate writes: absolute paths the user can write are writable",
-)
 def test_sandboxed_code_cannot_write_outside_its_folder(tmp_path: Path) -> None:
     from wren.engine.actions.sandbox import run_python
 
