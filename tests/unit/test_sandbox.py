@@ -38,6 +38,7 @@ from wren.engine.actions.sandbox import (
     isolation,
     isolation_level,
     run_python,
+    verification_status,
 )
 from wren.engine.scheduler import BATCH, INTERACTIVE, Scheduler
 from wren.engine.types import CancelToken
@@ -466,3 +467,8 @@ def test_completions_run_while_a_test_runs(unique_name: str) -> None:
 def test_isolation_override_keeps_limits_only() -> None:
     result = run_python("print('x')\n", timeout_s=10, sandbox=Isolation(LIMITS))
     assert result.ok and result.isolation == LIMITS
+
+
+def test_the_status_says_how_runs_are_isolated_and_probes_only_when_running_is_on() -> None:
+    assert verification_status(False) == {"runCode": False, "isolation": "not used"}
+    assert verification_status(True) == {"runCode": True, "isolation": isolation_level()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from wren.engine.actions.sandbox import verification_status
 from wren.lsp.server import WrenServer
 
 
@@ -32,6 +33,7 @@ def register(server: WrenServer) -> None:
             "max_concurrent_generations": getattr(ls.backend, "max_forward_in_flight", 0),
             "open_documents": len(ls.documents),
         }
+        payload["verification"] = verification_status(ls.settings.verify.runCode)
         return payload
 
 

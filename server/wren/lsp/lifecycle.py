@@ -36,6 +36,10 @@ def apply_settings(ls: WrenServer, raw: Any) -> None:
         problems.append("Running code to verify fixes is off in Restricted Mode.")
     ls.settings = settings
     ls.report_problems(problems)
+    if settings.verify.runCode:  # probe the sandbox once, off the event loop; it logs the level
+        from wren.engine.actions.sandbox import isolation
+
+        threading.Thread(target=isolation, name="wren-sandbox-probe", daemon=True).start()
 
 
 def _model_key(ls: WrenServer) -> tuple[str, str, str]:

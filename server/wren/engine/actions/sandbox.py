@@ -47,6 +47,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -230,9 +231,17 @@ def detect_isolation(levels: tuple[str, ...] = (BUBBLEWRAP, NAMESPACES, LIMITS))
     return Isolation(LIMITS, pids_cgroup=cgroup)
 
 
-@functools.cache
+_probe_lock = threading.Lock()
+
+
 def isolation() -> Isolation:
-    """The isolation runs get on this machine (probed once)."""
+    """The isolation runs get on this machine (probed once, logged once)."""
+    with _probe_lock:
+        return _detected()
+
+
+@functools.cache
+def _detected() -> Isolation:
     found = detect_isolation()
     log.info("code verification sandbox: %s", found.describe())
     return found
@@ -241,6 +250,12 @@ def isolation() -> Isolation:
 def isolation_level() -> str:
     """One line for the status and the log: the active isolation level and its gap."""
     return isolation().describe()
+
+
+def verification_status(run_code: bool) -> dict[str, object]:
+    """For the server's status: is running code on, and how is it isolated. Probes only when
+    it is on (the probe starts a process)."""
+    return {"runCode": run_code, "isolation": isolation_level() if run_code else "not used"}
 
 
 def _hidden_dirs() -> list[str]:
