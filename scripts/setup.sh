@@ -6,6 +6,24 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# bubblewrap isolates the code Fix/Generate run to verify a change (wren.verify.runCode, off by
+# default); without it that verification falls back to weaker isolation (SECURITY.md).
+if [ "$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1 && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "[setup] installing bubblewrap (isolates code run to verify fixes)"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1 \
+      || { $SUDO apt-get update -q >/dev/null 2>&1 \
+        && $SUDO apt-get install -y -q bubblewrap >/dev/null 2>&1; }; }; then
+      echo "[setup] could not install bubblewrap: verifying fixes by running code will use the weaker fallback isolation (SECURITY.md)"
+    fi
+  else
+    echo "[setup] bubblewrap (bwrap) is missing and apt-get needs root: verifying fixes by running code will use the weaker fallback isolation (SECURITY.md)"
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv"
   "$PY" -m venv .venv
