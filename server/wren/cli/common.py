@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -30,7 +31,12 @@ _LANGUAGE_BY_SUFFIX = {
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
-    """Log to stderr; `quiet` (the one-shot commands) shows warnings and errors only."""
+    """Log to stderr; `quiet` (the one-shot commands): warnings and errors only, and no
+    progress bars from the model libraries (the command shows its own)."""
+    if quiet:
+        # Read when huggingface_hub is first imported: set before anything imports it.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         stream=sys.stderr,
