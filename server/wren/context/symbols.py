@@ -21,6 +21,7 @@ import keyword
 import logging
 import os
 import re
+import sys
 import sysconfig
 import textwrap
 import threading
@@ -39,6 +40,7 @@ MAX_SNIPPET_LINES = 16
 
 _jedi_lock = threading.Lock()
 _projects: dict[str, Any] = {}
+_environments: dict[str, Any] = {}
 
 _SKIP_NAMES = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls", "_"}
 _PY_TOKEN = re.compile(
@@ -239,6 +241,32 @@ def _project(workspace_root: str | None) -> Any:
     return project
 
 
+def _environment(workspace_root: str | None) -> Any:
+    """jedi's view of Python, inside this process: it starts no subprocess.
+
+    jedi's default environment runs a Python interpreter in a subprocess to inspect compiled
+    modules (the one in $VIRTUAL_ENV when that is set, which may belong to the workspace). An
+    `InterpreterEnvironment` inspects this server's own installation instead. Its sys.path is
+    the server's without the current directory and the workspace root, so a compiled module
+    planted in the workspace is never imported (workspace files are only parsed).
+    """
+    import jedi
+
+    key = workspace_root or ""
+    environment = _environments.get(key)
+    if environment is None:
+        skip = {os.path.realpath(p) for p in (os.getcwd(), workspace_root) if p}
+        sys_path = [p for p in sys.path if p and os.path.realpath(p) not in skip]
+
+        class _ServerEnvironment(jedi.InterpreterEnvironment):
+            def get_sys_path(self) -> list[str]:
+                return list(sys_path)
+
+        environment = _ServerEnvironment()
+        _environments[key] = environment
+    return environment
+
+
 def _collect(
     snapshot: Snapshot,
     workspace_root: str | None,
@@ -250,7 +278,10 @@ def _collect(
 
     current = os.path.realpath(snapshot.path) if snapshot.path else None
     script = jedi.Script(
-        snapshot.text, path=snapshot.path or None, project=_project(workspace_root)
+        snapshot.text,
+        path=snapshot.path or None,
+        project=_project(workspace_root),
+        environment=_environment(workspace_root),
     )
     seen: set[tuple[str, int]] = set()
     for use in names_near_cursor(snapshot)[:MAX_LOOKUPS]:
