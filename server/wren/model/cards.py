@@ -7,11 +7,13 @@ prefix-only completion. This module does not import torch.
 
 from __future__ import annotations
 
+import logging
 import os
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 # Generic FIM token triples seen across families, tried when no card matches.
@@ -40,18 +42,23 @@ class ModelCard:
 
 
 def cards_dir() -> Path:
-    """`WREN_MODELS_DIR`, else the repository's models/ folder."""
+    """`WREN_MODELS_DIR`, else the cards shipped inside the package (`wren/model_cards/`, package
+    data, so a wheel install has them; the repository's `models/` is a link to that folder)."""
     env = os.environ.get("WREN_MODELS_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[3] / "models"
+    return Path(str(resources.files("wren").joinpath("model_cards")))
 
 
 @cache
 def load_cards(folder: Path | None = None) -> tuple[ModelCard, ...]:
     folder = folder or cards_dir()
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        # Matching still works without cards (FIM detected from the tokenizer), but worse: say so.
+        logging.getLogger(__name__).warning("No model cards (*.toml) found in %s", folder)
     cards = []
-    for path in sorted(folder.glob("*.toml")):
+    for path in paths:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
         cards.append(
