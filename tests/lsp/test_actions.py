@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
+import re
+import textwrap
 import uuid
+import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +19,7 @@ from pygls.protocol import JsonRPCResponseMessage
 from pytest_lsp import LanguageClient
 
 from wren.context.syntax import parse
+from wren.engine.actions.change_checks import unchanged_reason
 
 from .conftest import open_doc, status
 
@@ -229,6 +235,81 @@ async def test_generate_inserts_code_after_comment(client: LanguageClient) -> No
 
 def edit_doc(result: dict[str, Any]) -> dict[str, Any]:
     return dict(result["edit"])
+
+
+# -- A label is a promise -------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def editor_sample() -> str:
+    """`inventory.py` exactly as `make run` (scripts/run_editor.sh) writes it."""
+    script = (REPO / "scripts" / "run_editor.sh").read_text(encoding="utf-8")
+    found = re.search(r"/inventory\.py\" <<'EOF'\n(.*?)\nEOF\n", script, re.DOTALL)
+    assert found, "the inventory.py sample is no longer in scripts/run_editor.sh"
+    return found.group(1) + "\n"
+
+
+def _function_source(text: str, name: str) -> str:
+    """The source of the (first) function `name` in `text`, dedented."""
+    with warnings.catch_warnings():  # the sample's docstring has an invalid escape (`Alt+\\ `)
+        warnings.simplefilter("ignore")
+        tree = ast.parse(text)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return textwrap.dedent(ast.get_source_segment(text, node, padded=True) or "")
+    return ""
+
+
+async def test_fix_of_the_editor_sample_is_verified_only_if_max_changed(
+    client: LanguageClient,
+) -> None:
+    """The `make run` sample: `cheapest` returns max(...). A verified fix must change that."""
+    text = editor_sample()
+    lines = text.split("\n")
+    first = next(i for i, line in enumerate(lines) if "def cheapest" in line)
+    last = next(i for i in range(first, len(lines)) if "return max(" in lines[i])
+    uri = open_doc(client, text, name="inventory.py")
+    result = await command(
+        client, "wren.server.fix", {"uri": uri, "range": _rng(first, 0, last + 1, 0)}
+    )
+    before = _function_source(text, "cheapest")
+    if result["edit"] is None:
+        assert result["verified"] is False
+        assert result["reason"], result
+        return
+    after = _function_source(apply_edit(text, result["edit"]), "cheapest")
+    # What is offered at all changes the code, not only its docstring or annotations...
+    assert unchanged_reason("python", before, after) is None, (result, after)
+    # ...and "verified" is earned only by replacing the wrong `max`.
+    if result["verified"]:
+        assert "max(" not in after, (result, after)
+
+
+async def test_generate_never_verifies_a_second_definition(client: LanguageClient) -> None:
+    """Issue 10: a comment below `mean` produced a second `def mean`, labelled checked."""
+    text = (
+        "def mean(values):\n"
+        "    return sum(values) / len(values)\n"
+        "\n"
+        "\n"
+        "# the largest value in the list\n"
+    )
+    uri = open_doc(client, text)
+    result = await command(
+        client, "wren.server.generate", {"uri": uri, "position": {"line": 4, "character": 5}}
+    )
+    if result["edit"] is None:
+        assert result["verified"] is False and result["reason"], result
+        return
+    new = apply_edit(text, edit_doc(result))
+    tree = ast.parse(new)
+    top_level = [n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
+    if top_level.count("mean") > 1:
+        assert result["verified"] is False, (result, new)
+        assert "`mean` is already defined on line 1" in result["reason"], result
+    else:
+        assert parses(new), new
 
 
 # -- Cancel ---------------------------------------------------------------------------------
