@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import stat
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -472,3 +474,30 @@ def test_isolation_override_keeps_limits_only() -> None:
 def test_the_status_says_how_runs_are_isolated_and_probes_only_when_running_is_on() -> None:
     assert verification_status(False) == {"runCode": False, "isolation": "not used"}
     assert verification_status(True) == {"runCode": True, "isolation": isolation_level()}
+
+
+@needs_bwrap
+def test_a_run_dies_with_the_server(unique_name: str) -> None:
+    """If the server is killed (no cleanup runs), its sandboxed child dies with it."""
+    code = _NAME_SELF.format(name=unique_name) + "import time\ntime.sleep(60)\n"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom wren.engine.actions.sandbox import run_python\n"
+            "run_python(sys.stdin.read(), timeout_s=60)\n",
+        ],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        assert server.stdin is not None
+        server.stdin.write(code.encode())
+        server.stdin.close()
+        assert _wait_until(lambda: bool(_processes_named(unique_name)), 30)
+        server.kill()
+        server.wait(timeout=30)
+        assert _wait_until(lambda: not _processes_named(unique_name), 10), "the run outlived it"
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(timeout=30)

@@ -332,6 +332,7 @@ def _pids_cgroup_parent() -> str:
     for parent in candidates:
         if not os.path.isfile(os.path.join(parent, "cgroup.procs")):
             continue
+        _remove_stale_cgroups(parent)
         probe = os.path.join(parent, f"wren-probe-{os.getpid()}")
         try:
             os.mkdir(probe)
@@ -345,6 +346,14 @@ def _pids_cgroup_parent() -> str:
         finally:
             _remove_cgroup(probe)
     return ""
+
+
+def _remove_stale_cgroups(parent: str) -> None:
+    """Run cgroups left by a server that was killed (their server pid is gone)."""
+    for entry in Path(parent).glob("wren-sandbox-*-*"):
+        owner = entry.name.split("-")[2]
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            _remove_cgroup(str(entry))
 
 
 _run_ids = iter(range(1 << 62))
