@@ -233,3 +233,20 @@ def test_generate_redefinition_is_at_most_offered_unverified() -> None:
     out = generate(model, request, VerifyOptions(max_retries=0), CancelToken())
     assert out.edit is not None and not out.verified
     assert out.reason.startswith("not verified: `mean` is already defined on line 4")
+
+
+def test_the_label_says_what_ran() -> None:
+    """'its examples ran' was said even when there were no examples, only the module ran."""
+    text = "def add(a, b):\n    return a - b\n"
+    options = VerifyOptions(run_code=True, max_retries=0, timeout_s=10)
+    model, _ = model_for("def add(a, b):\n    return a + b\n```")
+    out = fix(model, FixRequest(text, "python", 0, 0), options, CancelToken())
+    assert out.verified, out.reason
+    assert out.reason.endswith("it ran the module without errors")
+    assert "example" not in out.reason
+    documented = (
+        'def add(a, b):\n    """Sum.\n\n    >>> add(1, 2)\n    3\n    """\n    return a - b\n'
+    )
+    model, _ = model_for("def add(a, b):\n    return a + b\n```")
+    out = fix(model, FixRequest(documented, "python", 0, 0), options, CancelToken())
+    assert out.verified and "it ran 1 example(s) without errors" in out.reason, out.reason

@@ -193,6 +193,7 @@ def write_verify_repair(
             feedback = f"{static.reason}; {static.hint}" if static.hint else static.reason
             conversation = next_round(conversation, built.code, feedback)
             continue
+        ran_what = ""
         if runner is not None:
             ran = runner(built, cancel)
             checks_run.update(ran.checks)
@@ -203,12 +204,13 @@ def write_verify_repair(
                 offer = (built, ran.reason)
                 conversation = next_round(conversation, built.code, ran.reason)
                 continue
+            ran_what = ran.reason  # "ran 2 example(s)", "ran the module": say which
         record(True, "ok", "", built.edit)
         parsed = "syntax" in checks_run  # no grammar for the language: nothing was checked
         return EditOutcome(
             edit=built.edit,
             verified=parsed,
-            reason=_checked_sentence(checks_run)
+            reason=_checked_sentence(checks_run, ran_what)
             if parsed
             else "not verified: Wren cannot parse this language to check the change",
             rounds=round_no,
@@ -256,7 +258,7 @@ def _without_subject(reason: str) -> str:
     return reason
 
 
-def _checked_sentence(checks: set[str]) -> str:
+def _checked_sentence(checks: set[str], ran_what: str = "") -> str:
     parts = []
     if "syntax" in checks:
         parts.append("it parses")
@@ -264,8 +266,8 @@ def _checked_sentence(checks: set[str]) -> str:
         parts.append("it changes the code")
     if "names" in checks:
         parts.append("it adds no undefined names and redefines no existing one")
-    if "run" in checks:
-        parts.append("its examples ran")
+    if ran_what:
+        parts.append(f"it {ran_what} without errors")
     if not parts:
         return "no checks are available for this language"
     return "checked: " + ", ".join(parts)
