@@ -25,15 +25,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eval_generate import (
-    DATE,
-    ROOT,
+from eval_common import (
+    add_run_arguments,
+    first_attempt_seconds,
     load_backend,
     load_problems,
-    machine,
     passes_hidden_tests,
+    run_description,
+    score,
     select,
+    verify_options,
     write_benchmarks,
+    write_results,
 )
 
 KINDS = ("wrong-operator", "off-by-one", "missing-return", "wrong-variable")
@@ -187,39 +190,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--stride", type=int, default=1)
-    ap.add_argument("--start", type=int, default=0)
-    ap.add_argument("--limit", type=int, default=0)
-    ap.add_argument("--max-rounds", type=int, default=2)
-    ap.add_argument("--timeout", type=float, default=5.0)
-    ap.add_argument(
-        "--repair-style",
-        choices=("conversation", "restate"),
-        default="restate",
-        help="how failures go back to the model (see VerifyOptions.repair_style)",
-    )
-    ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_fix.json"))
-    ap.add_argument("--write-benchmarks", action="store_true")
+    add_run_arguments(ap, "eval_fix.json")
     args = ap.parse_args()
 
     from wren.engine.actions.fix import FixRequest, fix
     from wren.engine.actions.llm import ActionModel
-    from wren.engine.actions.loop import VerifyOptions
     from wren.engine.types import CancelToken
 
-    all_problems = load_problems()
-    chosen = select(list(enumerate(all_problems)), args.stride, args.limit, args.start)  # type: ignore[arg-type]
+    chosen = select(list(enumerate(load_problems())), args)
     backend = load_backend()
-    options = VerifyOptions(
-        run_code=True,
-        timeout_s=args.timeout,
-        max_retries=args.max_rounds,
-        repair_style=args.repair_style,
-    )
+    options = verify_options(args)
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     t_all = time.perf_counter()
-    for index, problem in chosen:  # type: ignore[misc]
+    for index, problem in chosen:
         broken = break_solution(problem, index)
         if broken is None:
             skipped.append(problem["task_id"])
@@ -230,11 +214,7 @@ def main() -> None:
         t0 = time.perf_counter()
         outcome = fix(model, FixRequest(text, "python", start, end), options, CancelToken())
         seconds = time.perf_counter() - t0
-        first = outcome.attempts[0] if outcome.attempts else None
-        single = first.edit.apply(text) if first is not None and first.edit else None
-        final = outcome.edit.apply(text) if outcome.edit is not None else None
-        single_ok = passes_hidden_tests(single, problem, 10.0)
-        final_ok = single_ok if final == single else passes_hidden_tests(final, problem, 10.0)
+        single_ok, final_ok = score(text, outcome, problem)
         rows.append(
             {
                 "task_id": problem["task_id"],
@@ -246,7 +226,7 @@ def main() -> None:
                 "verified": outcome.verified,
                 "model_calls": outcome.model_calls,
                 "seconds": round(seconds, 2),
-                "single_shot_seconds": round(first.seconds if first else seconds, 2),
+                "single_shot_seconds": first_attempt_seconds(outcome, seconds),
                 "reason": outcome.reason,
                 "attempts": [a.to_json() for a in outcome.attempts],
             }
@@ -284,18 +264,8 @@ def main() -> None:
         "repair_model_calls": sum(r["model_calls"] for r in rows),
         "by_kind": by_kind,
         "wall_seconds": round(total, 1),
-        "model": getattr(backend, "name", "?"),
-        "machine": machine(),
-        "date": DATE,
-        "command": "scripts/eval_fix.py " + " ".join(sys.argv[1:]),
-        "selection": f"problems[{args.start}::{args.stride}]"
-        + (f"[:{args.limit}]" if args.limit else ""),
-        "max_rounds": args.max_rounds,
-        "repair_style": args.repair_style,
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "bugs": rows}, indent=1), encoding="utf-8")
+    } | run_description(args, backend, "eval_fix.py")
+    write_results(args.out, {"summary": summary, "bugs": rows})
     print(
         json.dumps({k: v for k, v in summary.items() if k != "skipped_no_failing_mutant"}, indent=1)
     )
