@@ -250,3 +250,14 @@ def test_the_label_says_what_ran() -> None:
     model, _ = model_for("def add(a, b):\n    return a + b\n```")
     out = fix(model, FixRequest(documented, "python", 0, 0), options, CancelToken())
     assert out.verified and "it ran 1 example(s) without errors" in out.reason, out.reason
+
+
+def test_a_layout_diagnostic_may_be_fixed_by_whitespace_alone() -> None:
+    text = "def f(a, b):\n    return g(a,\n      b)\n\n\ndef g(a, b):\n    return a\n"
+    answer = "def f(a, b):\n    return g(a, b)\n```"
+    for problems, fixed in (((), False), (("E128 continuation line under-indented",), True)):
+        model, _ = model_for(answer)
+        request = FixRequest(text, "python", 0, 0, problems)
+        out = fix(model, request, VerifyOptions(max_retries=0), CancelToken())
+        assert out.verified is fixed, out.reason
+        assert (out.edit is not None) is fixed

@@ -73,6 +73,13 @@ def _title(problems: list[str], region: Region) -> str:
     return f"Fix lines {region.first_row + 1}-{region.last_row + 1}"
 
 
+# Diagnostics about layout, which a change of whitespace or comments alone can fix.
+_LAYOUT_PROBLEM = re.compile(
+    r"whitespace|blank line|line too long|indent|spacing|format|comment|\b[EW][1-3]\d\d\b",
+    re.IGNORECASE,
+)
+
+
 def _has_top_level_statements_after_defs(code: str) -> bool:
     return drop_example_usage(code) != code.rstrip() + "\n"
 
@@ -102,6 +109,7 @@ def fix(
     ends_with_break = original.endswith(("\n", "\r"))
 
     documented = split_docstring(shown) if request.language_id == "python" else None
+    layout_problem = any(_LAYOUT_PROBLEM.search(p) for p in problems)
 
     def build(code: str) -> Candidate | str:
         if request.language_id == "python" and not keep_trailing_statements:
@@ -132,7 +140,12 @@ def fix(
         new_document = edit.apply(text)
         first_row = region.first_row
         last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
-        return Candidate(edit, new_document, first_row, last_row, answer + "\n", shown, code + "\n")
+        # A layout diagnostic (line too long, blank lines...) is fixed by whitespace alone;
+        # otherwise a rewrite must change the code, not only whitespace, comments, docstrings.
+        replaces = None if layout_problem else shown
+        return Candidate(
+            edit, new_document, first_row, last_row, answer + "\n", replaces, code + "\n"
+        )
 
     # The user's examples (docstrings of the original code), not ones the model rewrote.
     given_examples = examples_in_code(shown) if request.language_id == "python" else []
