@@ -95,12 +95,16 @@ _counter = 0
 
 
 def open_doc(
-    client: LanguageClient, text: str, language: str = "python", name: str | None = None
+    client: LanguageClient,
+    text: str,
+    language: str = "python",
+    name: str | None = None,
+    uri: str | None = None,
 ) -> str:
-    """didOpen a document with a fresh URI; returns the URI."""
+    """didOpen a document (at `uri`, else a fresh file URI in the workspace); returns the URI."""
     global _counter
     _counter += 1
-    uri = (HERE / "workspace" / (name or f"doc_{_counter}.py")).as_uri()
+    uri = uri or (HERE / "workspace" / (name or f"doc_{_counter}.py")).as_uri()
     client.text_document_did_open(
         types.DidOpenTextDocumentParams(
             text_document=types.TextDocumentItem(
@@ -109,6 +113,15 @@ def open_doc(
         )
     )
     return uri
+
+
+def items_of(result: object) -> list[types.InlineCompletionItem]:
+    """The items of an inline completion answer (a list, an InlineCompletionList or None)."""
+    if result is None:
+        return []
+    if isinstance(result, types.InlineCompletionList):
+        return list(result.items)
+    return list(result)  # type: ignore[call-overload]
 
 
 async def inline(
@@ -164,15 +177,17 @@ async def last_details(client: LanguageClient, uri: str) -> dict[str, Any]:
     result = await client.protocol.send_request_async(
         "wren/lastCompletion", {"textDocument": {"uri": uri}}
     )
-    return _plain(result)
+    return plain(result)
 
 
-def _plain(obj: Any) -> Any:
+def plain(obj: Any) -> Any:
     """pygls hands custom results back as namespace objects; make them dicts."""
     if isinstance(obj, list):
-        return [_plain(x) for x in obj]
+        return [plain(x) for x in obj]
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
     if hasattr(obj, "_asdict"):
-        return {k: _plain(v) for k, v in obj._asdict().items()}
+        return {k: plain(v) for k, v in obj._asdict().items()}
     if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in vars(obj).items()}
+        return {k: plain(v) for k, v in vars(obj).items()}
     return obj

@@ -22,6 +22,7 @@ from wren.context.syntax import parse
 from wren.engine.actions.change_checks import unchanged_reason
 
 from .conftest import open_doc, status
+from .conftest import plain as _plain
 
 pytestmark = pytest.mark.model
 
@@ -56,18 +57,6 @@ def chunk_log(client: LanguageClient) -> dict[str, list[dict[str, Any]]]:
     with contextlib.suppress(Exception):
         client.feature("wren/explainChunk")(on_chunk)
     return _chunks
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, list):
-        return [_plain(x) for x in obj]
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if hasattr(obj, "_asdict"):
-        return {k: _plain(v) for k, v in obj._asdict().items()}
-    if hasattr(obj, "__dict__") and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in vars(obj).items()}
-    return obj
 
 
 def _rng(l0: int, c0: int, l1: int, c1: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from .conftest import (
     cancel_request,
     inline,
     inline_request,
+    items_of,
     last_details,
     open_doc,
     outcome,
@@ -29,14 +30,6 @@ def list_python_files(root):
     result = []
     for name in os.listdir(root):
         '''
-
-
-def items_of(result: object) -> list[types.InlineCompletionItem]:
-    if result is None:
-        return []
-    if isinstance(result, types.InlineCompletionList):
-        return list(result.items)
-    return list(result)  # type: ignore[call-overload]
 
 
 async def test_completion_is_code_at_the_cursor(client: LanguageClient) -> None:

@@ -9,7 +9,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .conftest import inline, last_details, open_doc
+from .conftest import inline, items_of, last_details, open_doc
 
 pytestmark = pytest.mark.model
 
@@ -47,7 +47,7 @@ async def complete_in_new_document(
     uri = open_doc(client, text, name=name)
     result = await inline(client, uri, LINE, CHARACTER)
     details = await last_details(client, uri)
-    items = result.items if isinstance(result, types.InlineCompletionList) else result or []
+    items = items_of(result)
     details["shown"] = str(items[0].insert_text) if items else ""
     return details
 

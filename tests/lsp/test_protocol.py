@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from .conftest import init_params, open_doc, server_config, wait_ready
+from .conftest import init_params, items_of, open_doc, server_config, wait_ready
 from .rawclient import REQUEST_CANCELLED, RawServer, file_uri
 
 pytestmark = pytest.mark.model
@@ -544,7 +544,7 @@ async def test_completions_land_at_the_cursor(
             ),
         )
     )
-    items = list(result.items) if isinstance(result, types.InlineCompletionList) else []
+    items = items_of(result)
     details = await lsp.protocol.send_request_async(
         "wren/lastCompletion", {"textDocument": {"uri": uri}}
     )

@@ -25,6 +25,7 @@ from .conftest import (
     cancel_request,
     inline,
     inline_request,
+    items_of,
     last_details,
     open_doc,
     outcome,
@@ -225,7 +226,7 @@ async def test_typing_flood_one_generation_at_a_time_last_answer_is_current(
     assert details["version"] == version == 201
     assert details["decision"] in ("complete", "skip"), details
     assert await document_text(client, uri) == {"text": text, "version": 201}
-    items = list(last.items) if isinstance(last, types.InlineCompletionList) else []
+    items = items_of(last)
     line, col = end_position(text)
     for item in items:
         assert item.range is not None
@@ -260,16 +261,6 @@ async def test_five_megabyte_line_does_not_block_other_requests(client: Language
 # -- edge input ---------------------------------------------------------------------------------
 
 
-def open_uri(client: LanguageClient, uri: str, text: str, language: str = "python") -> None:
-    client.text_document_did_open(
-        types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(
-                uri=uri, language_id=language, version=1, text=text
-            )
-        )
-    )
-
-
 FUNCTION = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    "
 
 
@@ -284,11 +275,11 @@ FUNCTION = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    "
     ids=["untitled", "notebook-cell", "virtual", "missing-file"],
 )
 async def test_uris_without_a_file_behind_them(client: LanguageClient, uri: str) -> None:
-    open_uri(client, uri, FUNCTION)
+    open_doc(client, FUNCTION, uri=uri)
     items = await inline(client, uri, 5, 4)
     details = await last_details(client, uri)
     assert details["decision"] in ("complete", "skip"), details
-    for item in items.items if isinstance(items, types.InlineCompletionList) else []:
+    for item in items_of(items):
         assert item.range is not None and item.range.start == types.Position(line=5, character=4)
     assert await document_text(client, uri) == {"text": FUNCTION, "version": 1}
     actions = await client.text_document_code_action_async(
@@ -336,7 +327,7 @@ async def test_edge_positions(client: LanguageClient, text: str, line: int, char
     details = await last_details(client, uri)
     assert details["decision"] in ("complete", "skip"), details
     n_lines = text.count("\n") + text.count("\r") - text.count("\r\n") + 1
-    for item in result.items if isinstance(result, types.InlineCompletionList) else []:
+    for item in items_of(result):
         assert item.range is not None
         assert item.range.start.line < n_lines  # clamped into the document
     close(client, uri)
@@ -356,7 +347,7 @@ async def test_changes_for_closed_and_unknown_documents(client: LanguageClient) 
     )
     close(client, "file:///never/opened/either.py")  # closing an unknown document
     # Re-opening starts from the client's text, not from anything sent while closed.
-    open_uri(client, uri, "fresh = True\n")
+    open_doc(client, "fresh = True\n", uri=uri)
     assert await document_text(client, uri) == {"text": "fresh = True\n", "version": 1}
     # A change whose range lies past the end is clamped to the end.
     far = types.Position(line=50, character=7)
@@ -372,7 +363,7 @@ async def test_changes_for_closed_and_unknown_documents(client: LanguageClient) 
     )
     assert await document_text(client, uri) == {"text": "fresh = True\ntail = 1\n", "version": 2}
     # Re-opening an open document replaces it.
-    open_uri(client, uri, "again = 2\n")
+    open_doc(client, "again = 2\n", uri=uri)
     assert await document_text(client, uri) == {"text": "again = 2\n", "version": 1}
     close(client, uri)
     # Requests about unknown documents are answered, not failed.
