@@ -417,7 +417,7 @@ def raw_multi_line(engine: CompletionEngine, task: Task, settings: Settings) -> 
     )
     params = GenerationParams(
         max_new_tokens=min(settings.completion.maxTokens, 160),
-        stop=(*engine.card.stop, *MULTI_LINE_STOPS),
+        stop=(*engine.card.stop, *engine.card.stop_inline, *MULTI_LINE_STOPS),
         time_budget_s=settings.completion.timeBudgetMs / 1000,
         lookup_text=snapshot.text[max(0, snapshot.offset - 8000) : snapshot.offset + 2000],
     )
@@ -664,7 +664,7 @@ def _clean(record: dict[str, Any], task: Task, mode: str, special: list[str]) ->
     from wren.model.cards import load_cards
 
     card = next(c for c in load_cards() if c.family == "smollm")
-    stops = (*card.stop, *(() if mode == "single-line" else MULTI_LINE_STOPS))
+    stops = (*card.stop, *card.stop_inline, *(() if mode == "single-line" else MULTI_LINE_STOPS))
     snapshot = task.snapshot()
     healed = "" if "nohealing" in record["config"] else healing_text(snapshot)
     raw = unheal(record["raw_output"], healed)

@@ -10,8 +10,7 @@ from wren.engine.types import CancelToken, GenerationParams, GenerationResult
 class ScriptedBackend:
     """Answers each `generate` call with the next scripted text, streamed in small pieces.
 
-    Records every prompt. `fence_stops=True` imitates a card that lists "```" as a stop token:
-    the answer ends (stop_reason "eos") just before a fence.
+    Records every prompt. A scripted answer ends at the first of `params.stop` it contains.
     """
 
     name = "scripted"
@@ -20,12 +19,10 @@ class ScriptedBackend:
     def __init__(
         self,
         answers: Sequence[str],
-        fence_stops: bool = False,
         scores: Sequence[tuple[float, float]] = (),
     ) -> None:
         self.answers = list(answers)
         self.prompts: list[str] = []
-        self.fence_stops = fence_stops
         self.scores = list(scores)
         self.on_generate: Callable[[CancelToken], None] | None = None
 
@@ -36,7 +33,7 @@ class ScriptedBackend:
         return "".join(chr(i) for i in ids)
 
     def special_tokens(self) -> list[str]:
-        return ["<|im_end|>", "```"] if self.fence_stops else ["<|im_end|>"]
+        return ["<|im_end|>"]
 
     def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         return "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages) + "<|assistant|>"
@@ -54,8 +51,6 @@ class ScriptedBackend:
             self.on_generate(cancel)
         answer = self.answers.pop(0) if self.answers else ""
         stop_reason = "eos"
-        if self.fence_stops and "```" in answer:
-            answer = answer[: answer.index("```")]
         for stop in params.stop:
             if stop in answer:
                 answer = answer[: answer.index(stop) + len(stop)]
@@ -356,19 +351,15 @@ def test_explain_streams_and_names_the_lines() -> None:
     assert seen and all(s.startswith("**Lines 4–6") for s in seen)
 
 
-def test_explain_continues_past_a_fence_stop_token() -> None:
-    # The card lists "```" as a stop token; the explanation goes on after its code block.
-    model, _ = model_for(
-        "It returns the size:\n",
-        "python\nreturn st.st_size\n",
-        "\nThat is all.",
-        fence_stops=True,
-        scores=[(0.0, -5.0), (0.0, -5.0), (-5.0, 0.0)],
-    )
+def test_explain_keeps_its_code_blocks_in_one_generation() -> None:
+    # A fence is a stop for inline completion only (card `stop_inline`); the scripted backend
+    # cuts an answer at any stop string it is given, so none may reach it here.
+    answer = "It returns the size:\n```python\nreturn st.st_size\n```\nThat is all."
+    model, _ = model_for(answer)
     out = explain(model, ExplainRequest(FUNC, "python", 60, 60, "a.py"), CancelToken())
     assert "```python\nreturn st.st_size\n```" in out.markdown
     assert out.markdown.endswith("That is all.")
-    assert out.model_calls == 3
+    assert out.model_calls == 1
 
 
 def test_explain_cuts_long_code_with_a_note() -> None:

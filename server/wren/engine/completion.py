@@ -196,7 +196,7 @@ class CompletionEngine:
         single = mode is Mode.SINGLE_LINE
         params = GenerationParams(
             max_new_tokens=min(settings.completion.maxTokens, 48 if single else 160),
-            stop=tuple(self.card.stop) + (() if single else MULTI_LINE_STOPS),
+            stop=(*self.card.stop, *self.card.stop_inline, *(() if single else MULTI_LINE_STOPS)),
             time_budget_s=settings.completion.timeBudgetMs / 1000,
             stop_at_newline=single,
             lookup_text=snapshot.text[max(0, snapshot.offset - 8000) : snapshot.offset + 2000],

@@ -33,7 +33,10 @@ class ModelCard:
     context_window: int = 2048
     file_header: str = ""
     context_style: str = "comment"
+    # `stop` ends every generation (end of text/turn, file separators); `stop_inline` ends
+    # inline completions only — a code fence ends a completion but not an explanation.
     stop: tuple[str, ...] = ()
+    stop_inline: tuple[str, ...] = ()
     match_names: tuple[str, ...] = ()
     match_tokens: tuple[str, ...] = field(default=())
 
@@ -71,6 +74,7 @@ def load_cards(folder: Path | None = None) -> tuple[ModelCard, ...]:
                 file_header=raw.get("file_header", ""),
                 context_style=raw.get("context_style", "comment"),
                 stop=tuple(raw.get("stop", ())),
+                stop_inline=tuple(raw.get("stop_inline", ())),
                 match_names=tuple(raw.get("match_names", ())),
                 match_tokens=tuple(raw.get("match_tokens", ())),
             )

@@ -22,7 +22,6 @@ Messages = list[dict[str, str]]
 
 DEFAULT_CODE_TOKENS = 400
 DEFAULT_TEXT_TOKENS = 300
-MAX_FENCE_CONTINUATIONS = 4
 
 
 @dataclass
@@ -122,21 +121,6 @@ def complete_code(
     return model.generate(prompt, model.max_code_tokens, cancel, stop=stop).text
 
 
-def _fence_is_a_stop_token(backend: Backend) -> bool:
-    try:
-        return "```" in backend.special_tokens()
-    except Exception:  # a backend without the notion: no special handling
-        return False
-
-
-def _end_of_turn(backend: Backend) -> str | None:
-    tokens = backend.special_tokens()
-    for tok in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>", "</s>"):
-        if tok in tokens:
-            return tok
-    return None
-
-
 def ask_for_text(
     model: ActionModel,
     messages: Messages,
@@ -146,31 +130,9 @@ def ask_for_text(
 ) -> str:
     """Markdown prose (an explanation, a plan), streamed through `on_text` as it grows.
 
-    Some model cards list the fence as a stop token (inline completion must stop there), which
-    would end an explanation at its first code block. When generation ends that way, the
-    fence is put back and generation goes on.
+    Only the card's `stop` tokens end it: its `stop_inline` ones (a code fence) end inline
+    completions, not prose that may contain code blocks.
     """
     prompt = model.prompt_for(messages)
     budget = max_new_tokens or model.max_text_tokens
-    text = ""
-    fence_stops = _fence_is_a_stop_token(model.backend)
-    end_of_turn = _end_of_turn(model.backend) if fence_stops else None
-
-    def stream(so_far: str) -> None:
-        if on_text is not None:
-            on_text(text + so_far)
-
-    for _ in range(MAX_FENCE_CONTINUATIONS + 1):
-        result = model.generate(prompt + text, budget, cancel, on_text=stream)
-        text += result.text
-        budget -= result.tokens
-        if result.stop_reason != "eos" or not fence_stops or budget <= 8:
-            break
-        scores = model.backend.score_continuations(
-            prompt + text, ["```", end_of_turn or "\n\n"], cancel
-        )
-        if scores[0] <= scores[1]:
-            break
-        text += "```"
-        stream("")
-    return text.strip()
+    return model.generate(prompt, budget, cancel, on_text=on_text).text.strip()
