@@ -337,6 +337,13 @@ async def test_cancel_fix_mid_way_returns_no_edit(client: LanguageClient) -> Non
         await asyncio.wait_for(fut, timeout=60)
     assert err.value.code == REQUEST_CANCELLED
     assert applied == []
+    # The generation itself stopped (not only the answer): the worker goes idle at its next
+    # step, long before a 40-line rewrite with repair rounds would end (30 s: a hang guard).
+    for _ in range(300):
+        if not (await status(client))["stats"]["busy"]:
+            break
+        await asyncio.sleep(0.1)
+    assert not (await status(client))["stats"]["busy"], "the cancelled fix kept the worker busy"
     # The server is still serving, and a new request on the same document works.
     assert (await status(client))["state"] == "ready"
     result = await command(client, "wren.server.fix", {"uri": uri, "range": _rng(1, 0, 1, 0)})

@@ -181,16 +181,6 @@ def _model_problem(ls: WrenServer) -> str | None:
     return None
 
 
-def _request_future(ls: WrenServer) -> Future[Any] | None:
-    """The future pygls answers the current request with; it is cancelled by $/cancelRequest."""
-    msg_id = ls.protocol.msg_id
-    futures = getattr(ls.protocol, "_request_futures", None)
-    if msg_id is None or not isinstance(futures, dict):
-        return None
-    fut = futures.get(msg_id)
-    return fut if isinstance(fut, Future) else None
-
-
 class _Progress:
     """$/progress on the client's workDoneToken, when it gave one."""
 
@@ -235,15 +225,15 @@ async def _run_batch(
         if fut.cancelled():
             cancel.cancel("cancelled by the editor")
 
-    request = _request_future(ls)
-    if request is not None:
-        request.add_done_callback(on_done)
+    forget = ls.wren_protocol.on_cancel_request(lambda: cancel.cancel("cancelled by the editor"))
     progress.cancelled.add_done_callback(on_done)
     try:
         return await asyncio.wrap_future(future)
     except asyncio.CancelledError:
         cancel.cancel("cancelled by the editor")
         raise
+    finally:
+        forget()
 
 
 def _action_model(ls: WrenServer) -> ActionModel:

@@ -32,6 +32,7 @@ def register(server: WrenServer) -> None:
             "prefills": ls.stats.prefills,
             "max_concurrent_generations": getattr(ls.backend, "max_forward_in_flight", 0),
             "open_documents": len(ls.documents),
+            "busy": ls.scheduler.busy,
         }
         payload["verification"] = verification_status(ls.settings.verify.runCode)
         return payload

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,40 @@ class WrenProtocol(LanguageServerProtocol):
 
     # Every request gets exactly one response. pygls drops two kinds of request silently:
     # one whose params do not deserialize, and any request after `shutdown`.
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_cancel: dict[Any, list[Callable[[], None]]] = {}
+
+    def on_cancel_request(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call `callback` when the client sends $/cancelRequest for the request being handled.
+
+        pygls can only cancel a request whose handler has not started; commands run nested
+        inside `workspace/executeCommand`, so their work is stopped through this hook instead.
+        Returns a function that removes the callback (call it when the request ends).
+        """
+        msg_id = self.msg_id
+        if msg_id is None:
+            return lambda: None
+        callbacks = self._on_cancel.setdefault(msg_id, [])
+        callbacks.append(callback)
+
+        def remove() -> None:
+            registered = self._on_cancel.get(msg_id, [])
+            if callback in registered:
+                registered.remove(callback)
+            if not registered:
+                self._on_cancel.pop(msg_id, None)
+
+        return remove
+
+    def _handle_cancel_notification(self, msg_id: Any) -> None:
+        for callback in self._on_cancel.pop(msg_id, []):
+            try:
+                callback()
+            except Exception:  # one failing callback must not stop the others
+                log.exception("cancel callback for request %s failed", msg_id)
+        super()._handle_cancel_notification(msg_id)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
         try:
@@ -134,6 +169,12 @@ class WrenServer(LanguageServer):
         self.stats = RequestStats()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutdown_received = False  # `exit` then ends the process with status 0, else 1
+
+    @property
+    def wren_protocol(self) -> WrenProtocol:
+        """The protocol object, typed as Wren's subclass."""
+        assert isinstance(self.protocol, WrenProtocol)
+        return self.protocol
 
     # -- notifications that may be sent from worker threads ------------------------------
 
