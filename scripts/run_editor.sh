@@ -110,6 +110,9 @@ path, python = Path(sys.argv[1]), sys.argv[2]
 settings = json.loads(path.read_text()) if path.exists() and path.read_text().strip() else {}
 settings["wren.server.pythonPath"] = python
 settings.setdefault("workbench.startupEditor", "none")
+# A newcomer should see Wren alone: no built-in AI chat panel beside it.
+settings.setdefault("chat.disableAIFeatures", True)
+settings.setdefault("workbench.secondarySideBar.defaultVisibility", "hidden")
 path.write_text(json.dumps(settings, indent=2) + "\n")
 EOF
 CS=("$TOOLS/code-server.sh" --user-data-dir "$PROFILE" --extensions-dir "$EXTENSIONS")

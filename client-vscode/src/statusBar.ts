@@ -2,7 +2,7 @@
 // from pure/status.ts; this file only keeps the inputs current and applies the view.
 import * as vscode from "vscode";
 import { isGloballyEnabled, isLanguageEnabled, type EnableMap } from "./pure/languages";
-import { renderStatus, type ClientState, type ServerStatus, type StatusView } from "./pure/status";
+import { becameReady, renderStatus, type ClientState, type ServerStatus, type StatusView } from "./pure/status";
 
 export class WrenStatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -36,8 +36,22 @@ export class WrenStatusBar implements vscode.Disposable {
   }
 
   setServerStatus(status: ServerStatus): void {
+    const justReady = becameReady(this.server, status);
     this.server = status;
     this.refresh();
+    if (justReady) {
+      this.askAgainAtCursor();
+    }
+  }
+
+  /** Typing while the model loaded got empty answers; ask once more where the cursor is now. */
+  private askAgainAtCursor(): void {
+    const editor = vscode.window.activeTextEditor;
+    const enable = vscode.workspace.getConfiguration("wren").get<EnableMap>("enable");
+    if (!editor || !editor.selection.isEmpty || !isLanguageEnabled(enable, editor.document.languageId)) {
+      return;
+    }
+    void vscode.commands.executeCommand("editor.action.inlineSuggest.trigger");
   }
 
   get serverStatus(): ServerStatus | undefined {

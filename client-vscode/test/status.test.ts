@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseServerStatus, renderStatus, type StatusInputs } from "../src/pure/status";
+import { becameReady, parseServerStatus, renderStatus, type StatusInputs } from "../src/pure/status";
 
 const base: StatusInputs = { client: { kind: "running" }, globallyEnabled: true, languageEnabled: true, languageId: "python" };
 
@@ -66,5 +66,20 @@ describe("parseServerStatus", () => {
   it("rejects unknown states", () => {
     assert.equal(parseServerStatus({ state: "sleeping" }), undefined);
     assert.equal(parseServerStatus(null), undefined);
+  });
+});
+
+describe("becameReady", () => {
+  it("fires once when loading turns ready", () => {
+    assert.equal(becameReady({ state: "loading" }, { state: "ready" }), true);
+    assert.equal(becameReady(undefined, { state: "ready" }), true);
+    assert.equal(becameReady({ state: "error" }, { state: "generating" }), true);
+  });
+  it("does not fire again while ready or generating, nor for non-ready states", () => {
+    assert.equal(becameReady({ state: "ready" }, { state: "ready" }), false);
+    assert.equal(becameReady({ state: "generating" }, { state: "ready" }), false);
+    assert.equal(becameReady({ state: "ready" }, { state: "generating" }), false);
+    assert.equal(becameReady({ state: "loading" }, { state: "error" }), false);
+    assert.equal(becameReady(undefined, { state: "loading" }), false);
   });
 });

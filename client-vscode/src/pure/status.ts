@@ -154,3 +154,13 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
     progress: typeof r.progress === "number" ? r.progress : null,
   };
 }
+
+/**
+ * True when the model has just become able to answer: a request typed while it was loading was
+ * answered empty, so the client asks for the inline suggestion again at the cursor. "generating"
+ * counts as ready (the model is loaded); a repeated "ready" does not re-trigger.
+ */
+export function becameReady(previous: ServerStatus | undefined, next: ServerStatus): boolean {
+  const answering = (s: ServerStatus | undefined): boolean => s?.state === "ready" || s?.state === "generating";
+  return answering(next) && !answering(previous);
+}
