@@ -4,7 +4,8 @@
 //
 //   node editor_driver.mjs <config.json>
 //
-// config: { url, folder, file, scenario: "trusted" | "restricted", artifacts, playwright,
+// config: { url, folder, file, scenario: "trusted" | "restricted" | ..., restricted (expect
+//           Restricted Mode), artifacts, playwright,
 //           chromium, typeLines: [..], explainLine, readyTimeoutMs, ghostTimeoutMs, explainTimeoutMs }
 // Prints progress to stderr and one JSON result object as the last line of stdout.
 import { readFileSync } from "node:fs";
@@ -38,7 +39,7 @@ async function run(page) {
     return;
   }
 
-  if (config.scenario === "restricted") {
+  if (config.restricted) {
     // An untrusted folder opens in Restricted Mode; VS Code may first ask whether to trust it
     // (depending on the version and security.workspace.trust.startupPrompt): answer no.
     const noButton = page

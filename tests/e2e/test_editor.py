@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -166,13 +167,18 @@ def code_server(
     *,
     workspace_trust: bool,
     settings: dict[str, Any] | None = None,
+    files: dict[str, str] | None = None,
 ) -> Iterator[Editor]:
-    """code-server on 127.0.0.1 with a fresh profile, the .vsix installed and a sample workspace."""
+    """code-server on 127.0.0.1 with a fresh profile, the .vsix installed and a sample workspace
+    (plus `files`, relative path -> text)."""
     user_data, extensions, workspace = root / "user-data", root / "extensions", root / "workspace"
     for d in (user_data / "User", extensions, workspace):
         d.mkdir(parents=True)
     (workspace / "shapes.py").write_text(SAMPLE)
     (workspace / GENERATE_FILE).write_text(GENERATE_SAMPLE)
+    for rel, text in (files or {}).items():
+        (workspace / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workspace / rel).write_text(text)
     # workspace_trust False: every folder is trusted.
     # True: a new folder asks whether to trust it, and the driver says no.
     settings = {
@@ -250,7 +256,13 @@ def code_server(
 
 
 def drive(
-    tools: Tools, editor: Editor, scenario: str, *, explain: bool, toggle: bool = False
+    tools: Tools,
+    editor: Editor,
+    scenario: str,
+    *,
+    explain: bool,
+    toggle: bool = False,
+    restricted: bool = False,
 ) -> dict[str, Any]:
     """Runs editor_driver.mjs and returns its JSON result (failing with its log if it failed)."""
     ARTIFACTS.mkdir(exist_ok=True)
@@ -260,6 +272,7 @@ def drive(
         "file": "shapes.py",
         "originalText": SAMPLE,
         "scenario": scenario,
+        "restricted": restricted or scenario == "restricted",
         "artifacts": str(ARTIFACTS),
         "playwright": str(tools.playwright),
         "chromium": str(tools.chromium),
@@ -396,7 +409,8 @@ def test_restricted_mode_still_completes(tools: Tools, vsix: Path, tmp_path: Pat
 
     assert result.get("restrictedModeIndicator") is True
     assert "workspace trusted: false" in wren_log
-    assert "-m wren serve (workspaceTrusted: false)" in wren_log
+    assert "-P -m wren serve in " in wren_log
+    assert "(workspaceTrusted: false)" in wren_log
     assert "Wren is ready" in result["statusLabel"]
     inserted = _check_ghost_text_accepted(result)
     # Clicking the status bar switched completions off (no ghost text while typing) and back on,
@@ -433,7 +447,7 @@ def test_missing_wren_is_explained(tools: Tools, vsix: Path, tmp_path: Path) -> 
 
     message = result["notification"]
     assert f"Wren is not installed in {python}" in message, message
-    assert f"{python} -m pip install -e" in message, message
+    assert f"{python} -P -m pip install -e" in message, message
     assert {"Run in Terminal", "Copy Command", "Open Settings"} <= set(
         result["notificationButtons"]
     )
@@ -441,3 +455,47 @@ def test_missing_wren_is_explained(tools: Tools, vsix: Path, tmp_path: Path) -> 
     assert result["statusClickShowedReason"] is True
     assert "No module named 'wren'" in wren_log
     assert "-m wren serve" not in wren_log, "no server is started without Wren"
+
+
+# Modules Wren or its dependencies import, and files Python might pick up from a directory.
+PLANTED = (
+    "typer.py",
+    "rich/__init__.py",
+    "attrs.py",
+    "cattrs.py",
+    "jedi.py",
+    "wren/__init__.py",
+    "sitecustomize.py",
+    "usercustomize.py",
+)
+
+
+def test_restricted_mode_runs_no_workspace_code(tools: Tools, vsix: Path, tmp_path: Path) -> None:
+    """Opening an untrusted folder that plants modules named like Wren's imports (and a `wren/`
+    package, a .pth, a pyvenv.cfg) runs none of them: the extension probes and starts Python
+    with -P from a folder outside the workspace, and ghost text still works."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    files = {
+        rel: f"open({str(markers / rel.replace('/', '__'))!r}, 'w').write('imported')\n"
+        for rel in PLANTED
+    }
+    files["evil.pth"] = f"import os; open({str(markers / 'evil.pth')!r}, 'w').write('pth')\n"
+    files["pyvenv.cfg"] = "home = /nonexistent\ninclude-system-site-packages = false\n"
+    with code_server(tools, vsix, tmp_path / "editor", workspace_trust=True, files=files) as editor:
+        result = drive(tools, editor, "restricted-planted", explain=False, restricted=True)
+        wren_log = editor.wren_log()
+        workspace = editor.workspace
+
+    assert result.get("restrictedModeIndicator") is True
+    assert "Wren is ready" in result["statusLabel"]
+    _check_ghost_text_accepted(result)
+    assert sorted(p.name for p in markers.iterdir()) == [], wren_log[-3000:]
+    started = re.search(
+        r"Starting (.+?) -P -m wren serve in (.+?) \(workspaceTrusted: false\)", wren_log
+    )
+    assert started, wren_log[-3000:]
+    cwd = Path(started.group(2))
+    assert not cwd.is_relative_to(workspace), cwd
+    # The real wren answered the probe, not the planted package.
+    assert f"wren found: {REPO / 'server' / 'wren' / '__init__.py'}" in wren_log
