@@ -32,8 +32,10 @@ def _drop_cwd_from_sys_path() -> list[str]:
 
 
 _removed = _drop_cwd_from_sys_path()
-if _removed:
-    # The client's log parser reads the level from the start of the line.
+if _removed and sys.argv[1:2] == ["serve"]:
+    # Only for the server, which an editor starts: `python -m wren complete ...` typed in one's
+    # own project is dropped from the path too, silently. The client's log parser reads the
+    # level from the start of the line.
     sys.stderr.write(
         "WARNING wren: ignoring the working directory on the import path "
         f"({', '.join(_removed)}); start the server with `python -P -m wren` "
