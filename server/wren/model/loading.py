@@ -60,6 +60,8 @@ class LoadedModel:
     source: ModelSource
     load_s: float
     from_cache: bool
+    adapter: str = ""  # a `wren tune` adapter merged into the weights, described
+    adapter_note: str = ""  # why an adapter that was asked for is not in use
 
 
 def cache_root() -> Path:
@@ -265,8 +267,13 @@ def load_model(
     device_setting: str = "auto",
     quantize: str = "none",
     progress: ProgressFn | None = None,
+    adapter: Path | None = None,
 ) -> LoadedModel:
-    """Load the model the settings name. Raises ModelLoadError with a user-facing message."""
+    """Load the model the settings name. Raises ModelLoadError with a user-facing message.
+
+    `adapter`: a `wren tune` folder to merge into the weights; one Wren refuses (damaged, or
+    trained for another model) leaves the base model and says why in `adapter_note`.
+    """
     report = progress or (lambda _msg, _pct: None)
     t0 = time.perf_counter()
     source = resolve_source(path_setting)
@@ -297,6 +304,16 @@ def load_model(
             raise ModelLoadError(
                 f"Could not load the model in {folder} ({type(err).__name__}: {err})."
             ) from err
+    adapter_desc, adapter_note = "", ""
+    if adapter is not None:
+        from wren.model.tune.adapters import AdapterError, base_digest, merge_adapter
+
+        report("Merging the tuned adapter", 85)
+        try:
+            adapter_desc = merge_adapter(model, adapter, base_digest(source)).describe()
+        except AdapterError as err:
+            adapter_note = f"{err} Using the base model."
+            log.warning("adapter refused: %s", err)
     if quantize == "int8" and device == "cpu":
         import torch
 
@@ -314,6 +331,8 @@ def load_model(
         source=source,
         load_s=time.perf_counter() - t0,
         from_cache=from_cache,
+        adapter=adapter_desc,
+        adapter_note=adapter_note,
     )
 
 

@@ -1,0 +1,348 @@
+"""LoRA training for `wren tune`, through peft: a plain AdamW loop over peft's model.
+
+Bounded memory: one window (at most `window_tokens`) per step, held-out loss without
+gradients. A time budget, and early stopping when held-out loss stops improving; the best
+adapter seen is the one written. The result folder appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wren.errors import WrenError
+from wren.model.tune import data as tune_data
+from wren.model.tune.adapters import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    MANIFEST,
+    MANIFEST_FORMAT,
+    base_digest,
+    workspace_adapter_dir,
+    write_adapter_atomically,
+)
+
+log = logging.getLogger(__name__)
+
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class TuneError(WrenError):
+    """`wren tune` cannot run here; the message says why."""
+
+
+class TuneCancelled(WrenError):
+    """The user stopped the tuning; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    minutes: float = 10.0
+    rank: int = 16
+    alpha: int = 32
+    learning_rate: float = 3e-4
+    window_tokens: int = 512
+    max_steps: int = 0  # 0: until the time budget or the data runs out
+    epochs: int = 2
+    eval_windows: int = 24  # held-out windows scored for loss
+    eval_every_s: float = 0.0  # 0: an eighth of the budget (at least 30 s)
+    patience: int = 2  # evaluations without improvement before stopping
+    heldout_percent: int = tune_data.HELDOUT_PERCENT
+    seed: int = 0
+    threads: int = 0  # 0: Wren's default (half the cores)
+    model: str = ""  # `wren.model.path`; "" = the embedded default
+    device: str = "cpu"
+
+
+@dataclass
+class TuneProgress:
+    phase: str  # "loading" | "scoring" | "training" | "writing"
+    tokens: int = 0
+    steps: int = 0
+    loss: float | None = None  # running training loss
+    heldout_loss: float | None = None
+    elapsed_s: float = 0.0
+    budget_s: float = 0.0
+
+
+@dataclass
+class TuneResult:
+    folder: Path
+    enabled: bool
+    reason: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Item:
+    ids: list[int]
+    labels: list[int]
+
+
+def _encode(tokenizer: Any, ex: tune_data.Example, max_tokens: int) -> _Item | None:
+    if not ex.prompt:
+        ids = tokenizer(ex.target, add_special_tokens=False)["input_ids"][:max_tokens]
+        return _Item(ids, list(ids)) if len(ids) >= 8 else None
+    target = tokenizer(ex.target, add_special_tokens=False)["input_ids"][: max_tokens // 4]
+    prompt = tokenizer(ex.prompt, add_special_tokens=False)["input_ids"]
+    prompt = prompt[max(0, len(prompt) - (max_tokens - len(target))) :]
+    if not target or not prompt:
+        return None
+    return _Item(prompt + target, [-100] * len(prompt) + target)
+
+
+def _peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1e6 if sys.platform == "darwin" else rss / 1e3
+
+
+def heldout_items(
+    tokenizer: Any, files: list[tune_data.SourceFile], card_header: str, settings: TuneSettings
+) -> list[_Item]:
+    """Evenly spaced held-out windows (deterministic), at most `eval_windows`."""
+    chars = settings.window_tokens * 3
+    windows = [ex for f in files for ex in tune_data.windows(f, card_header, chars)]
+    if len(windows) > settings.eval_windows:
+        step = len(windows) / settings.eval_windows
+        windows = [windows[int(i * step)] for i in range(settings.eval_windows)]
+    items = [_encode(tokenizer, ex, settings.window_tokens) for ex in windows]
+    return [it for it in items if it is not None]
+
+
+def score(
+    model: Any, items: list[_Item], device: str, cancel: Callable[[], bool]
+) -> tuple[float, float]:
+    """Mean loss per target token and top-1 next-token accuracy over `items`."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    total_loss, total_right, total_n = 0.0, 0, 0
+    with torch.no_grad():
+        for it in items:
+            if cancel():
+                raise TuneCancelled("Tuning cancelled; no adapter was written.")
+            ids = torch.tensor([it.ids], device=device)
+            labels = torch.tensor([it.labels], device=device)
+            logits = model(input_ids=ids).logits[0, :-1].float()
+            target = labels[0, 1:]
+            mask = target != -100
+            n = int(mask.sum())
+            if n == 0:
+                continue
+            loss = torch.nn.functional.cross_entropy(logits[mask], target[mask], reduction="sum")
+            total_loss += float(loss)
+            total_right += int((logits[mask].argmax(-1) == target[mask]).sum())
+            total_n += n
+    if was_training:
+        model.train()
+    if total_n == 0:
+        return float("nan"), 0.0
+    return total_loss / total_n, total_right / total_n
+
+
+def tune_workspace(
+    root: Path,
+    settings: TuneSettings = TuneSettings(),
+    progress: Callable[[TuneProgress], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    output: Path | None = None,
+) -> TuneResult:
+    """Train a LoRA adapter on `root`'s code and write it (atomically) to the cache."""
+    report = progress or (lambda _p: None)
+    stop = cancel or (lambda: False)
+    t0 = time.perf_counter()
+    budget_s = settings.minutes * 60
+    root = root.resolve()
+    if not root.is_dir():
+        raise TuneError(f"{root} is not a folder.")
+    split = tune_data.collect(root, settings.heldout_percent)
+    if not split.train or not split.heldout:
+        raise TuneError(
+            f"{root} has too few source files to tune on ({len(split.train) + len(split.heldout)} "
+            "found; at least two are needed, one of them held out to check the result)."
+        )
+    report(TuneProgress("loading", budget_s=budget_s))
+
+    import torch
+    from peft import (
+        LoraConfig,
+        get_peft_model,
+        get_peft_model_state_dict,
+        set_peft_model_state_dict,
+    )
+
+    from wren.model.loading import load_model
+
+    loaded = load_model(settings.model, settings.device)
+    if settings.threads > 0 and loaded.device == "cpu":
+        torch.set_num_threads(settings.threads)
+    if loaded.dtype != "float32" and loaded.device == "cpu":
+        raise TuneError("Tuning on the CPU needs the fp32 model.")
+    digest = base_digest(loaded.source)
+    tokenizer, device = loaded.tokenizer, loaded.device
+    card_header = loaded.card.file_header
+    rng = random.Random(settings.seed)
+    torch.manual_seed(settings.seed)
+
+    examples = tune_data.examples(split.train, card_header, settings.window_tokens * 3)
+    train_items = [it for ex in examples if (it := _encode(tokenizer, ex, settings.window_tokens))]
+    eval_items = heldout_items(tokenizer, split.heldout, card_header, settings)
+    if not train_items or not eval_items:
+        raise TuneError(f"{root} has too little code to tune on.")
+    train_tokens = sum(len(it.ids) for it in train_items)
+
+    config = LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=0.05,
+        target_modules=LORA_TARGETS,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(loaded.model, config)
+    report(TuneProgress("scoring", elapsed_s=time.perf_counter() - t0, budget_s=budget_s))
+    t_eval = time.perf_counter()
+    loss_before, acc_before = score(model, eval_items, device, stop)
+    eval_cost_s = time.perf_counter() - t_eval
+    eval_every = settings.eval_every_s or max(30.0, budget_s / 8)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
+    warmup = 10
+    best_loss, best_acc = loss_before, acc_before
+    best_state: dict[str, Any] | None = None
+    evals: list[dict[str, float]] = [{"tokens": 0, "loss": loss_before}]
+    tokens = steps = bad = 0
+    running: float | None = None
+    last_eval = time.perf_counter()
+    stopped = "data"
+    train_start = time.perf_counter()
+    model.train()
+    order = [
+        i
+        for _ in range(settings.epochs)
+        for i in rng.sample(range(len(train_items)), len(train_items))
+    ]
+    for idx in order:
+        if stop():
+            raise TuneCancelled("Tuning cancelled; no adapter was written.")
+        if time.perf_counter() - t0 + eval_cost_s >= budget_s:
+            stopped = "time"
+            break
+        if settings.max_steps and steps >= settings.max_steps:
+            stopped = "steps"
+            break
+        it = train_items[idx]
+        for group in optimizer.param_groups:
+            group["lr"] = settings.learning_rate * min(1.0, (steps + 1) / warmup)
+        ids = torch.tensor([it.ids], device=device)
+        labels = torch.tensor([it.labels], device=device)
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        steps += 1
+        tokens += len(it.ids)
+        value = loss.item()
+        running = value if running is None else 0.95 * running + 0.05 * value
+        report(
+            TuneProgress(
+                "training", tokens, steps, running, best_loss, time.perf_counter() - t0, budget_s
+            )
+        )
+        if time.perf_counter() - last_eval >= eval_every:
+            held, acc = score(model, eval_items, device, stop)
+            last_eval = time.perf_counter()
+            evals.append({"tokens": tokens, "loss": held})
+            if held < best_loss:
+                best_loss, best_acc, bad = held, acc, 0
+                best_state = {
+                    k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()
+                }
+            else:
+                bad += 1
+                if bad >= settings.patience:
+                    stopped = "early"
+                    break
+    train_s = time.perf_counter() - train_start
+    if evals[-1]["tokens"] != tokens:  # score what the loop ended with
+        held, acc = score(model, eval_items, device, stop)
+        evals.append({"tokens": tokens, "loss": held})
+        if held < best_loss:
+            best_loss, best_acc, best_state = held, acc, None  # the current weights are the best
+    if best_state is not None:
+        set_peft_model_state_dict(model, best_state)
+    final_loss = best_loss if best_loss < loss_before else evals[-1]["loss"]
+    enabled = final_loss < loss_before
+    if enabled:
+        reason = f"held-out loss {loss_before:.3f} → {final_loss:.3f} nats/token"
+    else:
+        reason = (
+            f"it did not lower held-out loss ({loss_before:.3f} → {final_loss:.3f} nats/token); "
+            "kept for inspection, not used"
+        )
+    metrics = {
+        "heldout_loss_before": round(loss_before, 4),
+        "heldout_loss_after": round(final_loss, 4),
+        "heldout_top1_before": round(acc_before, 4),
+        "heldout_top1_after": round(best_acc if enabled else acc_before, 4),
+        "evaluations": evals,
+        "tokens_seen": tokens,
+        "steps": steps,
+        "train_seconds": round(train_s, 1),
+        "tokens_per_second": round(tokens / train_s, 1) if train_s > 0 else 0.0,
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "stopped": stopped,
+        "peak_rss_mb": round(_peak_rss_mb(), 0),
+        "threads": torch.get_num_threads(),
+    }
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "workspace": str(root),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "base_name": loaded.name,
+        "base_digest": digest,
+        "data_digest": split.digest(),
+        "files": {
+            "train": len(split.train),
+            "heldout": len(split.heldout),
+            "skipped": split.skipped,
+        },
+        "train_tokens_available": train_tokens,
+        "settings": asdict(settings),
+        "lora": {"r": settings.rank, "alpha": settings.alpha, "targets": LORA_TARGETS},
+        "metrics": metrics,
+        "enabled": enabled,
+        "reason": reason,
+    }
+    folder = output or workspace_adapter_dir(root)
+    report(
+        TuneProgress(
+            "writing", tokens, steps, running, final_loss, time.perf_counter() - t0, budget_s
+        )
+    )
+
+    def write(tmp: Path) -> None:
+        if stop():
+            raise TuneCancelled("Tuning cancelled; no adapter was written.")
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        for extra in tmp.iterdir():  # peft adds a README; keep the weights and config only
+            if extra.name not in (ADAPTER_WEIGHTS, ADAPTER_CONFIG):
+                extra.unlink()
+        if not (tmp / ADAPTER_WEIGHTS).is_file():
+            raise TuneError("peft did not write adapter_model.safetensors.")
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+    write_adapter_atomically(folder, write)
+    return TuneResult(folder, enabled, reason, metrics, manifest)
