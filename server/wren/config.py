@@ -49,6 +49,16 @@ class ModelSettings:
     path: str = ""  # "" = the embedded default model
     device: Device = "auto"
     quantize: Quantize = "none"
+    # A `wren tune` adapter: "auto" (this workspace's, when enabled and trained for this model),
+    # "off", or a path to an adapter folder (never in Restricted Mode).
+    adapter: str = "auto"
+    # A shared OpenAI-compatible inference server (wren/remote/): "" = run the model in-process.
+    # Only http://localhost (127.0.0.1, [::1]) or https:// unless allowInsecureEndpoint.
+    endpoint: str = ""
+    servedModel: str = ""  # the model name the server serves ("" = the only one it lists)
+    endpointCard: str = "auto"  # a card family (models/*.toml), or "auto": from the name
+    apiKeyEnv: str = "WREN_API_KEY"  # the environment variable holding the API key
+    allowInsecureEndpoint: bool = False
 
 
 @dataclass(frozen=True)

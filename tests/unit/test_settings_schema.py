@@ -80,6 +80,7 @@ def test_restricted_settings_exist(schema: dict[str, dict[str, Any]]) -> None:
     assert untrusted["supported"] == "limited"
     assert set(untrusted["restrictedConfigurations"]) == {
         "wren.model.path",
+        "wren.model.adapter",
         "wren.server.pythonPath",
         "wren.verify.runCode",
     }

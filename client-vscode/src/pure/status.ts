@@ -7,6 +7,8 @@ export interface ServerStatus {
   device?: string;
   message?: string;
   progress?: number | null;
+  /** A `wren tune` adapter merged into the model, described; empty or absent: none. */
+  adapter?: string;
 }
 
 /** Client-side states that exist before or without a server. */
@@ -42,7 +44,8 @@ export interface StatusView {
 const NAME = "Wren";
 
 function modelLabel(s: ServerStatus): string {
-  const parts = [s.model, s.device].filter((x): x is string => !!x && x.length > 0);
+  const model = s.model && s.adapter ? `${s.model} + tuned adapter` : s.model;
+  const parts = [model, s.device].filter((x): x is string => !!x && x.length > 0);
   return parts.length ? parts.join(" on ") : "model";
 }
 
@@ -152,6 +155,7 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
     device: typeof r.device === "string" ? r.device : undefined,
     message: typeof r.message === "string" ? r.message : undefined,
     progress: typeof r.progress === "number" ? r.progress : null,
+    adapter: typeof r.adapter === "string" ? r.adapter : undefined,
   };
 }
 

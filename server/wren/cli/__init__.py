@@ -13,6 +13,7 @@ from wren.cli.actions import explain_cmd, fix_cmd, generate_cmd
 from wren.cli.complete import complete_cmd
 from wren.cli.models import models_cmd
 from wren.cli.serve import serve_cmd
+from wren.cli.tune import tune_cmd
 
 # Command functions are named `*_cmd` so they don't hide their modules (`wren.cli.complete`).
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Wren: a local code assistant.")
@@ -22,5 +23,6 @@ app.command("explain")(explain_cmd)
 app.command("fix")(fix_cmd)
 app.command("generate")(generate_cmd)
 app.command("models")(models_cmd)
+app.command("tune")(tune_cmd)
 
 __all__ = ["app"]

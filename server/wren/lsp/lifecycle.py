@@ -34,6 +34,11 @@ def apply_settings(ls: WrenServer, raw: Any) -> None:
 
         settings = replace(settings, verify=replace(settings.verify, runCode=False))
         problems.append("Running code to verify fixes is off in Restricted Mode.")
+    if not ls.workspace_trusted and settings.model.allowInsecureEndpoint:
+        from dataclasses import replace
+
+        settings = replace(settings, model=replace(settings.model, allowInsecureEndpoint=False))
+        problems.append("Unencrypted remote model endpoints stay refused in Restricted Mode.")
     ls.settings = settings
     ls.report_problems(problems)
     if settings.verify.runCode:  # probe the sandbox once, off the event loop; it logs the level
@@ -42,9 +47,9 @@ def apply_settings(ls: WrenServer, raw: Any) -> None:
         threading.Thread(target=isolation, name="wren-sandbox-probe", daemon=True).start()
 
 
-def _model_key(ls: WrenServer) -> tuple[str, str, str]:
+def _model_key(ls: WrenServer) -> tuple[str, ...]:
     m = ls.settings.model
-    return (m.path, m.device, m.quantize)
+    return (m.path, m.device, m.quantize, m.adapter, *_remote_key(m))
 
 
 def start_model_load(ls: WrenServer) -> None:
@@ -56,7 +61,7 @@ def start_model_load(ls: WrenServer) -> None:
     threading.Thread(target=_load_model, args=(ls, key), name="wren-load", daemon=True).start()
 
 
-def _load_model(ls: WrenServer, key: tuple[str, str, str]) -> None:
+def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
     from wren.engine.completion import CompletionEngine
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
@@ -79,10 +84,20 @@ def _load_model(ls: WrenServer, key: tuple[str, str, str]) -> None:
         if ls.model_key != key:
             return  # superseded by a newer settings change
         ls.engine = None
-        ls.set_model_state(state="loading", message="Loading the model", progress=0, model="")
+        ls.set_model_state(
+            state="loading", message="Loading the model", progress=0, model="", adapter=""
+        )
         try:
-            path, device, quantize = key
-            loaded = load_model(path, device, quantize, progress=progress)
+            if ls.settings.model.endpoint:
+                _load_remote(ls, key, token, progress_ok)
+                return
+            path, device, quantize, adapter_setting = key[:4]
+            from wren.model.tune.adapters import choose_adapter
+
+            choice = choose_adapter(adapter_setting, ls.workspace_root, ls.workspace_trusted)
+            loaded = load_model(path, device, quantize, progress=progress, adapter=choice.path)
+            if note := choice.note or loaded.adapter_note:
+                ls.show_message_threadsafe(f"Wren: {note}", types.MessageType.Warning)
             backend = TransformersBackend(loaded)
             progress("Warming up", 95)
             backend.warm_up()
@@ -118,11 +133,39 @@ def _load_model(ls: WrenServer, key: tuple[str, str, str]) -> None:
         ls.set_model_state(
             state="ready",
             model=loaded.name,
+            adapter=loaded.adapter,
             device=f"{loaded.device} {loaded.dtype}",
             message=f"{loaded.name} ready ({loaded.load_s:.1f}s, {cache_note})",
             progress=None,
         )
         _end_progress(ls, token, progress_ok, "Model ready")
+
+
+def _remote_key(m: Any) -> tuple[str, ...]:
+    if not m.endpoint:
+        return ()
+    return (m.endpoint, m.servedModel, m.endpointCard, m.apiKeyEnv, str(m.allowInsecureEndpoint))
+
+
+def _load_remote(ls: WrenServer, key: tuple[str, ...], token: str, progress_ok: bool) -> None:
+    """An inference server instead of an in-process model (wren/remote/, no torch loaded)."""
+    from wren.engine.completion import CompletionEngine
+    from wren.remote import RemoteBackend
+
+    backend = RemoteBackend.connect(ls.settings.model)  # ModelLoadError: the caller reports it
+    if ls.model_key != key:
+        return
+    ls.backend = backend
+    ls.engine = CompletionEngine(backend, backend.card)
+    for doc_uri in list(ls.documents._docs):
+        if (doc := ls.documents.get(doc_uri)) is not None:
+            ls.engine.recent.update(doc.uri, doc.text, doc.language_id)
+    where = f"remote: {backend.ep.url} ({backend.name})"
+    log.info("%s ready, card %s, tokens %s", where, backend.card.family, backend.tokens.mode)
+    ls.set_model_state(
+        state="ready", model=backend.name, device=where, message=where, progress=None
+    )
+    _end_progress(ls, token, progress_ok, "Model ready")
 
 
 def _begin_progress(ls: WrenServer, token: str) -> bool:

@@ -126,11 +126,13 @@ class ModelState:
     device: str = ""
     message: str = "Starting"
     progress: int | None = None
+    adapter: str = ""  # the `wren tune` adapter merged into the model, described; "" = none
 
     def to_json(self) -> dict[str, Any]:
         return {
             "state": self.state,
             "model": self.model,
+            "adapter": self.adapter,
             "device": self.device,
             "message": self.message,
             "progress": self.progress,
@@ -163,7 +165,7 @@ class WrenServer(LanguageServer):
         self.engine: CompletionEngine | None = None
         self.backend: Any = None
         self.model_state = ModelState()
-        self.model_key: tuple[str, str, str] | None = None
+        self.model_key: tuple[str, ...] | None = None
         self.load_lock = threading.Lock()
         self.last_details: dict[str, CompletionDetails] = {}
         self.stats = RequestStats()

@@ -228,7 +228,8 @@ def write_adapter_atomically(target: Path, write: Any) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
     old = target.with_name(f"{target.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    for stale in target.parent.glob(f"{target.name}.partial-*"):  # a run that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     tmp.mkdir()
     try:
         write(tmp)

@@ -276,6 +276,11 @@ def tune_workspace(
                     stopped = "early"
                     break
     train_s = time.perf_counter() - train_start
+    if steps == 0:
+        raise TuneError(
+            f"The time budget ran out before training began (loading and scoring took "
+            f"{time.perf_counter() - t0:.0f}s); give it more minutes."
+        )
     if evals[-1]["tokens"] != tokens:  # score what the loop ended with
         held, acc = score(model, eval_items, device, stop)
         evals.append({"tokens": tokens, "loss": held})
