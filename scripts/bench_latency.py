@@ -228,7 +228,7 @@ class Side:
         rec.timings_ms = {k: round(v, 2) for k, v in d.timings_ms.items()}
 
     async def type_position(self, pos: Position, index: int) -> None:
-        from wren.engine.types import Snapshot
+        from wren.types import Snapshot
 
         uri = Path(pos.path).as_uri()
         pause, gaps = keystroke_gaps(pos)
@@ -330,7 +330,7 @@ def memory_bandwidth_gbs(threads: int) -> float:
 
 def decode_rate(backend: Any, prompt: str, n: int = 64) -> float:
     """Plain greedy decode tokens/s (no drafting), after the prompt is prefilled."""
-    from wren.engine.types import CancelToken, GenerationParams
+    from wren.types import CancelToken, GenerationParams
 
     spec = backend.speculative
     backend.speculative = False

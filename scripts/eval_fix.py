@@ -195,7 +195,7 @@ def main() -> None:
 
     from wren.engine.actions.fix import FixRequest, fix
     from wren.engine.actions.llm import ActionModel
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     chosen = select(list(enumerate(load_problems())), args)
     backend = load_backend()

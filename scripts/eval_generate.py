@@ -48,7 +48,7 @@ def main() -> None:
 
     from wren.engine.actions.generate import GenerateRequest, generate
     from wren.engine.actions.llm import ActionModel
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     problems = select(load_problems(), args)
     backend = load_backend()

@@ -66,7 +66,7 @@ from wren.engine.completion import (  # noqa: E402
 )
 from wren.engine.postprocess import Cleaned  # noqa: E402
 from wren.engine.prompt.builder import build_completion_prompt  # noqa: E402
-from wren.engine.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
+from wren.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
 
 log = logging.getLogger("eval_infill")
 
@@ -650,7 +650,7 @@ POSTPROCESS_RULES = (
 def _special_tokens() -> list[str]:
     from transformers import AutoTokenizer
 
-    from wren.model.cards import load_cards
+    from wren.cards import load_cards
     from wren.model.loading import converted_dir, resolve_source
 
     tokenizer = AutoTokenizer.from_pretrained(converted_dir(resolve_source("")))
@@ -660,8 +660,8 @@ def _special_tokens() -> list[str]:
 
 def _clean(record: dict[str, Any], task: Task, mode: str, special: list[str]) -> str:
     from wren.engine.postprocess import clean_completion
-    from wren.engine.types import Mode
-    from wren.model.cards import load_cards
+    from wren.types import Mode
+    from wren.cards import load_cards
 
     card = next(c for c in load_cards() if c.family == "smollm")
     stops = (*card.stop, *card.stop_inline, *(() if mode == "single-line" else MULTI_LINE_STOPS))

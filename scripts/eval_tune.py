@@ -94,7 +94,7 @@ def line_tasks(workspace: Path, n: int, seed: int) -> list[Task]:
 def run_tasks(adapter: Path | None, tasks: list[Task]) -> dict[str, Any]:
     from wren.config import CompletionSettings, ContextSettings, Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
 

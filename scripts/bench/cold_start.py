@@ -20,7 +20,7 @@ def main() -> None:
     t_main = time.time()
     from wren.config import Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.engine.types import CancelToken, Snapshot
+    from wren.types import CancelToken, Snapshot
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
 

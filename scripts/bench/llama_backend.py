@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult
+from wren.types import CancelToken, GenerationParams, GenerationResult
 from wren.errors import GenerationCancelled
 
 SERVER = Path(__file__).with_name("llama_server.py")

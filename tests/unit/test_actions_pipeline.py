@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult
+from wren.types import CancelToken, GenerationParams, GenerationResult
 
 
 class ScriptedBackend:

@@ -14,7 +14,7 @@ from wren.engine.actions.fix import FixRequest, fix
 from wren.engine.actions.generate import GenerateRequest, generate
 from wren.engine.actions.loop import VerifyOptions
 from wren.engine.actions.verify import check_change
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 from .test_actions_pipeline import model_for
 

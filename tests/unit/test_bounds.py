@@ -31,9 +31,9 @@ from wren.engine.actions.generate import GenerateRequest, generate
 from wren.engine.actions.llm import ActionModel
 from wren.engine.actions.loop import VerifyOptions
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult, Snapshot
+from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
 from wren.errors import GenerationCancelled
-from wren.model.cards import ModelCard
+from wren.cards import ModelCard
 
 T = TypeVar("T")
 HANG = 120.0  # a watchdog, not a performance bound: only a generation that never ends hits it

@@ -11,8 +11,8 @@ import pytest
 from wren.config import Settings
 from wren.engine.actions.llm import ActionModel, ask_for_text
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult, Snapshot
-from wren.model.cards import ModelCard, load_cards
+from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
+from wren.cards import ModelCard, load_cards
 
 
 def card_named(family: str) -> ModelCard:

@@ -13,7 +13,7 @@ from wren.context import symbols
 from wren.context.neighbors import RecentDocuments, tokenize_line, uri_to_path
 from wren.context.symbols import names_near_cursor, summarize_definition, symbol_snippets
 from wren.engine.prompt.context_format import comment_prefix_for, format_context
-from wren.engine.types import ContextSnippet, Snapshot
+from wren.types import ContextSnippet, Snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

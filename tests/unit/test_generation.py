@@ -16,7 +16,7 @@ import pytest
 
 from wren.config import Settings
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.engine.types import CancelToken, GenerationParams, Snapshot
+from wren.types import CancelToken, GenerationParams, Snapshot
 from wren.model.generation import PREFILL_CHUNK, TransformersBackend
 from wren.model.loading import LoadedModel, load_model
 
@@ -251,7 +251,7 @@ def test_kv_cache_memory_stays_within_its_budget(loaded: LoadedModel) -> None:
 
 
 def test_dropping_a_closed_documents_slot_frees_its_memory(backend: TransformersBackend) -> None:
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     backend.drop_caches()
     backend.prefill(

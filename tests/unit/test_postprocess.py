@@ -31,7 +31,7 @@ from wren.engine.postprocess import (
     strip_trailing_whitespace,
 )
 from wren.engine.trigger import decide_trigger
-from wren.engine.types import Mode, Snapshot
+from wren.types import Mode, Snapshot
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 S, M = Mode.SINGLE_LINE, Mode.MULTI_LINE

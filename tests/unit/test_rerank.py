@@ -11,13 +11,13 @@ import pytest
 from wren.config import CompletionSettings, ContextSettings, Settings
 from wren.engine.completion import CompletionDetails, CompletionEngine
 from wren.engine.rerank import ScoredCandidate, choose, scoring_suffix, unique_texts
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult, Snapshot
+from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
 from wren.model.candidates import (
     branch_candidates,
     score_continuations_on_slot,
     supports_slots,
 )
-from wren.model.cards import load_cards
+from wren.cards import load_cards
 
 
 def cand(text: str, source: str, lp: float, suffix_lp: float) -> ScoredCandidate:

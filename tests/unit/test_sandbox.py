@@ -43,7 +43,7 @@ from wren.engine.actions.sandbox import (
     verification_status,
 )
 from wren.engine.scheduler import BATCH, INTERACTIVE, Scheduler
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 from wren.errors import GenerationCancelled
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ import pytest
 
 from wren.engine import scheduler as scheduler_module
 from wren.engine.scheduler import BACKGROUND, BATCH, INTERACTIVE, Scheduler
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 from wren.errors import GenerationCancelled
 
 

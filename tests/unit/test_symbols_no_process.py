@@ -14,7 +14,7 @@ import pytest
 
 from wren.context import symbols
 from wren.context.symbols import symbol_snippets
-from wren.engine.types import Snapshot
+from wren.types import Snapshot
 
 HELPER = '''\
 def compute_total(items: list[float], tax: float = 0.2) -> float:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wren.engine.trigger import decide_trigger
-from wren.engine.types import Mode, Snapshot, TriggerDecision
+from wren.types import Mode, Snapshot, TriggerDecision
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

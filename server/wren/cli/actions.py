@@ -95,7 +95,7 @@ def explain_cmd(
     """Explain the function/class at FILE:LINE (or lines LINE..END_LINE) as markdown."""
     setup_logging(quiet=True)
     from wren.engine.actions.explain import ExplainRequest, explain
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     job = prepare_action(
         file,
@@ -148,7 +148,7 @@ def fix_cmd(
     """Propose a checked fix for the code at FILE:LINE (printed as a diff; FILE is not changed)."""
     setup_logging(quiet=True)
     from wren.engine.actions.fix import FixRequest, fix
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     job = prepare_action(
         file,
@@ -188,7 +188,7 @@ def generate_cmd(
     """Generate code from the comment or docstring at FILE:LINE (printed as a diff)."""
     setup_logging(quiet=True)
     from wren.engine.actions.generate import GenerateRequest, generate
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     job = prepare_action(
         file,

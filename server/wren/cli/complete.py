@@ -37,7 +37,7 @@ def complete_cmd(
     setup_logging(quiet=True)
     from wren.config import CompletionSettings, Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
     from wren.model.generation import TransformersBackend
 
     source = read_source(file, language)

@@ -8,7 +8,7 @@ from rich.table import Table
 
 def models_cmd() -> None:
     """Which models are known (cards), installed (the default) and cached (converted)."""
-    from wren.model.cards import load_cards
+    from wren.cards import load_cards
     from wren.model.loading import cache_root, cached_models, default_model_file
 
     console = Console()

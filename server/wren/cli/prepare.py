@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wren.cli.common import err_console, language_from_suffix
 from wren.context.documents import UTF32, Document
-from wren.engine.types import Snapshot
+from wren.types import Snapshot
 
 if TYPE_CHECKING:
     from wren.engine.actions.llm import ActionModel

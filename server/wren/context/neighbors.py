@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import unquote, urlparse
 
-from wren.engine.types import ContextSnippet, Snapshot
+from wren.types import ContextSnippet, Snapshot
 
 _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+")
 MAX_DOCUMENTS = 20

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from wren.engine.types import ContextSnippet, Snapshot
+from wren.types import ContextSnippet, Snapshot
 
 log = logging.getLogger(__name__)
 

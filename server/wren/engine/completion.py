@@ -21,7 +21,7 @@ from wren.engine.prompt.builder import build_completion_prompt
 from wren.engine.prompt.context_format import comment_prefix_for, format_context
 from wren.engine.rerank import ScoredCandidate, choose, scoring_suffix, unique_texts
 from wren.engine.trigger import decide_trigger
-from wren.engine.types import (
+from wren.types import (
     Backend,
     CancelToken,
     ContextSnippet,
@@ -30,7 +30,7 @@ from wren.engine.types import (
     Snapshot,
     StageTimer,
 )
-from wren.model.cards import ModelCard
+from wren.cards import ModelCard
 
 log = logging.getLogger(__name__)
 

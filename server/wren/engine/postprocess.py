@@ -22,7 +22,7 @@ from functools import cached_property
 
 from wren.context import syntax
 from wren.engine.trigger import BRACE_LANGUAGES, is_python_block_header
-from wren.engine.types import Mode, Snapshot
+from wren.types import Mode, Snapshot
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {")": "(", "]": "[", "}": "{"}

@@ -26,7 +26,7 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 from wren.errors import GenerationCancelled, GenerationError
 
 log = logging.getLogger(__name__)

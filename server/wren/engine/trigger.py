@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from wren.context import syntax
-from wren.engine.types import Mode, Snapshot, TriggerDecision
+from wren.types import Mode, Snapshot, TriggerDecision
 
 # Characters that may follow the cursor on its line without blocking a completion:
 # closers an editor auto-inserts, and statement punctuation.

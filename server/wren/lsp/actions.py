@@ -30,7 +30,7 @@ from wren.engine.actions.loop import VerifyOptions
 from wren.engine.actions.outcome import EditOutcome
 from wren.engine.actions.regions import comment_prefixes
 from wren.engine.scheduler import BATCH
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
 from wren.lsp.sync import fs_path

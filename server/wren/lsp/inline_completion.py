@@ -11,7 +11,7 @@ from lsprotocol import types
 
 from wren.engine.completion import CompletionDetails, CompletionOutcome
 from wren.engine.scheduler import INTERACTIVE
-from wren.engine.types import Snapshot
+from wren.types import Snapshot
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
 from wren.lsp.sync import fs_path

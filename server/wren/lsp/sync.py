@@ -10,7 +10,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from wren.engine.scheduler import BACKGROUND, BATCH
-from wren.engine.types import CancelToken, Snapshot
+from wren.types import CancelToken, Snapshot
 from wren.errors import GenerationCancelled
 from wren.lsp.server import WrenServer
 

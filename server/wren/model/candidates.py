@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from wren.engine.types import Backend, CancelToken, GenerationParams
+from wren.types import Backend, CancelToken, GenerationParams
 
 log = logging.getLogger(__name__)
 

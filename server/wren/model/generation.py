@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from wren.engine.types import CancelToken, GenerationParams, GenerationResult
+from wren.types import CancelToken, GenerationParams, GenerationResult
 from wren.errors import GenerationCancelled, GenerationError
 from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.loading import LoadedModel

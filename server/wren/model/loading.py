@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.errors import ModelLoadError
-from wren.model.cards import ModelCard, match_card
+from wren.cards import ModelCard, match_card
 from wren.model.checks import (
     PICKLE_SUFFIXES,
     check_gguf_file,

@@ -23,7 +23,7 @@ from wren.engine.actions.regions import (
     line_end_after_break,
     row_of,
 )
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 DEFAULT_BUDGET_TOKENS = 1200
 STREAM_INTERVAL_S = 0.15

@@ -35,7 +35,7 @@ from wren.engine.actions.regions import (
     fix_region,
 )
 from wren.engine.actions.verify import CheckResult, python_syntax_error, syntax_error_in
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 
 @dataclass(frozen=True)

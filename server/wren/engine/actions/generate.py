@@ -42,7 +42,7 @@ from wren.engine.actions.prompts import (
 )
 from wren.engine.actions.regions import BadInput, GenerateSpec, check_document, find_generate_spec
 from wren.engine.actions.verify import CheckResult, python_syntax_error
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 PLAN_TOKENS = 96
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wren.engine.actions.extract import Extracted, extract_code, fence_tag
-from wren.engine.types import Backend, CancelToken, GenerationParams, GenerationResult
+from wren.types import Backend, CancelToken, GenerationParams, GenerationResult
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from wren.engine.actions.outcome import Attempt, EditOutcome, ProposedEdit
 from wren.engine.actions.prompts import repair_messages, restate_messages
 from wren.engine.actions.sandbox import run_python
 from wren.engine.actions.verify import CheckResult, check_change, undefined_names
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -53,7 +53,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wren.engine.types import CancelToken
+from wren.types import CancelToken
 
 log = logging.getLogger(__name__)
 

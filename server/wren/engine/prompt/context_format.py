@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from wren.engine.types import ContextSnippet
+from wren.types import ContextSnippet
 
 CONTEXT_STYLES = ("file_sep", "comment", "none")
 
