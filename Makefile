@@ -19,6 +19,7 @@ lint:
 	$(VPY) -m ruff check server tests scripts
 	$(VPY) -m ruff format --check server tests scripts
 	$(VPY) -m mypy
+	.venv/bin/lint-imports --no-cache
 	cd client-vscode && npm run lint
 
 format:

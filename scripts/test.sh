@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 VPY=.venv/bin/python
 export WREN_E2E="${WREN_E2E:-1}"
 
-echo "== lint (ruff, mypy)"
+echo "== lint (ruff, mypy, import-linter contracts)"
 "$VPY" -m ruff check server tests scripts
 "$VPY" -m ruff format --check server tests scripts
 "$VPY" -m mypy
+.venv/bin/lint-imports --no-cache
 
 echo "== client: install, lint, unit tests, package"
 (

@@ -38,7 +38,7 @@ def serve_cmd(
     os.environ.setdefault("TQDM_DISABLE", "1")
     # Before importing the server: imports may print, and stdout must carry only LSP frames.
     stdin, stdout = (None, None) if tcp else protect_stdout()
-    from wren.lsp.server import create_server
+    from wren.lsp.app import create_server
 
     server = create_server()
     if tcp:

@@ -2,7 +2,7 @@
 
 This package is the only one that imports pygls. Feature handlers live one per file
 (`lifecycle`, `sync`, `inline_completion`, `details`, `actions`) and register themselves
-on the server created by `create_server`.
+on the server created by `wren.lsp.app.create_server`.
 """
 
 from __future__ import annotations
@@ -204,13 +204,3 @@ class WrenServer(LanguageServer):
                 self.window_show_message(
                     types.ShowMessageParams(type=types.MessageType.Warning, message=problem)
                 )
-
-
-def create_server() -> WrenServer:
-    server = WrenServer()
-    # Importing a feature module registers its handlers on `server`.
-    from wren.lsp import actions, debug, details, inline_completion, lifecycle, sync
-
-    for module in (lifecycle, sync, inline_completion, details, actions, debug):
-        module.register(server)
-    return server
