@@ -28,6 +28,9 @@ interface Target {
   editor?: vscode.TextEditor;
 }
 
+/** Shown above a streamed explanation until the server has checked it against the code. */
+const EXPLAIN_DRAFT_STATUS = "Draft, not checked yet: checking it against the code when it is done…";
+
 export class WrenActions implements vscode.Disposable {
   private explainId: string | undefined;
   private explainTitle = "";
@@ -134,11 +137,15 @@ export class WrenActions implements vscode.Disposable {
   }
 
   private onExplainChunk(raw: unknown): void {
-    const chunk = raw as { id?: unknown; markdown?: unknown; done?: unknown };
+    const chunk = raw as { id?: unknown; markdown?: unknown; done?: unknown; checked?: unknown };
     if (typeof chunk?.id !== "string" || chunk.id !== this.explainId || typeof chunk.markdown !== "string") {
       return;
     }
-    this.explainPanel.update(this.explainTitle, chunk.markdown, chunk.done === true ? undefined : "Explaining…");
+    // The server streams an unchecked draft ("checked": false), then sends the text it checked
+    // against the code, which replaces the draft (removed sentences are in the Wren log).
+    const status =
+      chunk.done === true ? undefined : chunk.checked === false ? EXPLAIN_DRAFT_STATUS : "Explaining…";
+    this.explainPanel.update(this.explainTitle, chunk.markdown, status, chunk.done === true);
   }
 
   async explain(args: readonly unknown[]): Promise<void> {

@@ -87,6 +87,13 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class ExplainSettings:
+    # "structured": Summary / Takes / Returns / Notes, checked against the code (a small model
+    # fills the form more reliably than it writes prose); "prose": free markdown, also checked.
+    style: Literal["structured", "prose"] = "structured"
+
+
+@dataclass(frozen=True)
 class TraceSettings:
     server: Literal["off", "messages", "verbose"] = "off"
 
@@ -99,6 +106,7 @@ class Settings:
     completion: CompletionSettings = field(default_factory=CompletionSettings)
     context: ContextSettings = field(default_factory=ContextSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
     trace: TraceSettings = field(default_factory=TraceSettings)
 
     def language_enabled(self, language_id: str) -> bool:

@@ -356,7 +356,8 @@ def test_explain_keeps_its_code_blocks_in_one_generation() -> None:
     # cuts an answer at any stop string it is given, so none may reach it here.
     answer = "It returns the size:\n```python\nreturn st.st_size\n```\nThat is all."
     model, _ = model_for(answer)
-    out = explain(model, ExplainRequest(FUNC, "python", 60, 60, "a.py"), CancelToken())
+    request = ExplainRequest(FUNC, "python", 60, 60, "a.py")
+    out = explain(model, request, CancelToken(), style="prose")
     assert "```python\nreturn st.st_size\n```" in out.markdown
     assert out.markdown.endswith("That is all.")
     assert out.model_calls == 1
@@ -400,7 +401,7 @@ def test_generate_does_not_repeat_imports_the_file_has() -> None:
 
 def test_explain_drops_repeated_paragraphs() -> None:
     model, _ = model_for("It adds.\n\nIt is simple.\n\nIt adds.\n\nIt is  simple.")
-    out = explain(model, ExplainRequest(FUNC, "python", 60, 60), CancelToken())
+    out = explain(model, ExplainRequest(FUNC, "python", 60, 60), CancelToken(), style="prose")
     assert out.markdown.endswith("It adds.\n\nIt is simple.")
 
 

@@ -109,11 +109,11 @@ def explain_cmd(
     printed = 0
 
     def on_markdown(markdown: str) -> None:
-        # Stream what is new; a rewrite of what was already printed waits for the end.
+        # The unchecked draft streams to stderr; stdout gets only the checked explanation.
         nonlocal printed
         if markdown.startswith(markdown[:printed]) and len(markdown) > printed:
-            sys.stdout.write(markdown[printed:])
-            sys.stdout.flush()
+            sys.stderr.write(markdown[printed:])
+            sys.stderr.flush()
             printed = len(markdown)
 
     t0 = time.perf_counter()
@@ -122,10 +122,9 @@ def explain_cmd(
     if not outcome.ok:
         console.print(f"[yellow]{outcome.reason}")
         raise typer.Exit(1)
-    if outcome.markdown.startswith(outcome.markdown[:printed]) and printed:
-        sys.stdout.write(outcome.markdown[printed:] + "\n")
-    else:
-        sys.stdout.write(("\n\n" if printed else "") + outcome.markdown + "\n")
+    if printed:
+        sys.stderr.write("\n\n")
+    sys.stdout.write(outcome.markdown + "\n")
     console.print(f"[dim]{outcome.model_calls} model call(s), {time.perf_counter() - t0:.1f}s")
 
 

@@ -30,10 +30,10 @@ from wren.engine.actions.loop import VerifyOptions
 from wren.engine.actions.outcome import EditOutcome
 from wren.engine.actions.regions import comment_prefixes
 from wren.engine.scheduler import BATCH
-from wren.types import CancelToken
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
 from wren.lsp.sync import fs_path
+from wren.types import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -275,14 +275,17 @@ async def explain_command(ls: WrenServer, arg: Any) -> dict[str, Any]:
     progress = _Progress(ls, "Wren: explaining")
 
     def on_markdown(markdown: str) -> None:
+        # An unchecked draft: the client marks it so until the checked text replaces it.
         ls.notify_threadsafe(
-            "wren/explainChunk", {"id": chunk_id, "markdown": markdown, "done": False}
+            "wren/explainChunk",
+            {"id": chunk_id, "markdown": markdown, "done": False, "checked": False},
         )
 
     model = _action_model(ls)
+    style = ls.settings.explain.style
 
     def job(cancel: CancelToken) -> ExplainOutcome:
-        return explain(model, request, cancel, on_markdown)
+        return explain(model, request, cancel, on_markdown, style=style)
 
     try:
         outcome = await _run_batch(ls, f"explain:{target.uri}", job, progress)
@@ -310,21 +313,34 @@ async def explain_command(ls: WrenServer, arg: Any) -> dict[str, Any]:
         return refuse(outcome.reason, range_)
     progress.end("Done")
     ls.protocol.notify(
-        "wren/explainChunk", {"id": chunk_id, "markdown": outcome.markdown, "done": True}
+        "wren/explainChunk",
+        {"id": chunk_id, "markdown": outcome.markdown, "done": True, "checked": True},
     )
     log.info(
-        "explain %s lines %d-%d: %d model call(s) in %.1fs",
+        "explain %s lines %d-%d (%s): %d model call(s) in %.1fs (check %.3fs), %d sentence(s) "
+        "removed%s",
         target.uri,
         outcome.first_line,
         outcome.last_line,
+        outcome.style,
         outcome.model_calls,
         outcome.seconds,
+        outcome.check_s,
+        len(outcome.removed),
+        "" if outcome.reliable else ", not reliable",
     )
+    for removed in outcome.removed:
+        log.info("explain removed %r: %s", removed["text"][:160], removed["reason"])
     return {
         "markdown": outcome.markdown,
         "range": _CONVERTER.unstructure(range_),
         "truncated": outcome.truncated,
         "ok": True,
+        "checked": True,
+        "reliable": outcome.reliable,
+        "style": outcome.style,
+        "removed": outcome.removed,
+        "filled": outcome.filled,
     }
 
 

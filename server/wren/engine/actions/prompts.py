@@ -47,16 +47,75 @@ EXPLAIN_SYSTEM = (
     "You explain code to a programmer. Be concise and concrete. Refer to the code by its "
     'line numbers, for example "line 12" or "lines 3-5".'
 )
+EXPLAIN_STRUCTURED_SYSTEM = (
+    "You explain code to a programmer. Be brief and concrete. Use only names that appear in "
+    "the code."
+)
+EXPLAIN_STRUCTURED_ASK = (
+    "Explain this {language} code{where} (lines {first}-{last}) in four short lines: "
+    "Summary, Takes, Returns, Notes. Use only names that appear in the code."
+)
+# One worked example: a small model copies a filled-in form far more reliably than it follows a
+# description of one (it echoes "Summary: <one sentence>" back otherwise).
+EXPLAIN_EXAMPLE_CODE = """def word_counts(path, lower=True):
+    counts = {}
+    with open(path) as fh:
+        for word in fh.read().split():
+            key = word.lower() if lower else word
+            counts[key] = counts.get(key, 0) + 1
+    return counts"""
+EXPLAIN_EXAMPLE_ANSWER = (
+    "Summary: Counts how often each word occurs in the file at `path` (line 1).\n"
+    "Takes: `path`, the file to read; `lower`, whether to ignore case (default True).\n"
+    "Returns: a dict mapping each word to its count (`counts`, line 7).\n"
+    "Notes: the whole file is read into memory at once (line 4)."
+)
+EXPLAIN_PREFILL = "Summary:"  # the answer starts with the form
+EXPLAIN_STRUCTURED_STOPS = ("\n\n",)  # the form is four lines; a blank line ends it
 
 
 def explain_messages(
-    numbered_code: str, language_id: str, filename: str, first: int, last: int
+    numbered_code: str,
+    language_id: str,
+    filename: str,
+    first: int,
+    last: int,
+    style: str = "prose",
+    avoid: tuple[str, ...] = (),
 ) -> Messages:
+    """The request for an explanation. `style` "structured": the four-line form, with a worked
+    example (the caller opens the answer with `EXPLAIN_PREFILL`); "prose": free markdown.
+    `avoid`: what a checked earlier answer got wrong (a repair round)."""
     where = f" from {filename}" if filename else ""
+    warning = ""
+    if avoid:
+        listed = "\n".join(f"- {a}" for a in avoid[:5])
+        warning = f"\n\nAn earlier answer was wrong:\n{listed}\nDo not repeat these mistakes."
+    if style == "structured":
+        lang = language_name(language_id)
+        example_ask = EXPLAIN_STRUCTURED_ASK.format(language="Python", where="", first=1, last=7)
+        ask = EXPLAIN_STRUCTURED_ASK.format(language=lang, where=where, first=first, last=last)
+        return [
+            {"role": "system", "content": EXPLAIN_STRUCTURED_SYSTEM},
+            {
+                "role": "user",
+                "content": example_ask
+                + "\n\n"
+                + fenced(number_lines(EXPLAIN_EXAMPLE_CODE, 1), "python"),
+            },
+            {"role": "assistant", "content": EXPLAIN_EXAMPLE_ANSWER},
+            {
+                "role": "user",
+                "content": ask + warning + "\n\n" + fenced(numbered_code, language_id),
+            },
+        ]
     user = (
         f"Explain what this {language_name(language_id)} code{where} (lines {first}-{last}) "
         "does. Start with a one-sentence summary, then explain the important steps, citing "
-        "line numbers.\n\n" + fenced(numbered_code, language_id)
+        "line numbers. Use only names that appear in the code."
+        + warning
+        + "\n\n"
+        + fenced(numbered_code, language_id)
     )
     return [{"role": "system", "content": EXPLAIN_SYSTEM}, {"role": "user", "content": user}]
 
