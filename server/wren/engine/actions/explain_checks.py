@@ -48,6 +48,8 @@ _DOTTED = rf"{_IDENT}(?:\.{_IDENT})*"
 _WORD_RE = re.compile(_IDENT)
 _DOTTED_RE = re.compile(_DOTTED)
 _BACKTICK_RE = re.compile(r"`([^`\n]+)`")
+_EMPHASIS_RE = re.compile(r"(?<!\w)_([^_\n]+?)_(?!\w)")
+_DEF_RE = re.compile(r"\b(?:def|function|func|fn)\s+([A-Za-z_]\w*)\s*\(([^)]*)")
 # Code-looking tokens outside backticks.
 _SNAKE_RE = re.compile(r"(?<![\w.])(_*[A-Za-z][A-Za-z0-9]*(?:_+[A-Za-z0-9]+)+_*|__\w+)(?![\w])")
 _DOTTED_BARE_RE = re.compile(rf"(?<![\w.]){_IDENT}(?:\.{_IDENT})+(?![\w(])")
@@ -392,6 +394,7 @@ def named_identifiers(sentence: str) -> list[str]:
         names += [t for t in _DOTTED_RE.findall(_strip_strings(span)) if not t.isdigit()]
     bare = _BACKTICK_RE.sub(" ", sentence)
     bare = re.sub(r"https?://\S+", " ", bare)
+    bare = _EMPHASIS_RE.sub(r"\1", bare)  # markdown _italics_ are not names
     for pattern in (_CALL_RE, _DOTTED_BARE_RE, _SNAKE_RE):
         for match in pattern.finditer(bare):
             token = match.group(1) if pattern.groups else match.group(0)
@@ -441,6 +444,10 @@ def takes_problem(takes: str, sig: Signature) -> str:
         return ""
     if _SAYS_NO_PARAMS_RE.search(takes) and not listed:
         return f"{what} takes " + ", ".join(f"`{p.name}`" for p in sig.params)
+    if not listed:
+        return (
+            "it names none of the parameters (" + ", ".join(f"`{p.name}`" for p in sig.params) + ")"
+        )
     missing = [p.name for p in sig.params if p.name not in listed]
     if missing:
         return "it leaves out " + ", ".join(f"`{m}`" for m in missing)
@@ -467,6 +474,18 @@ def returns_problem(returns: str, sig: Signature) -> str:
 def prose_claim_problem(sentence: str, sig: Signature) -> str:
     """Why a prose sentence's claim about parameters or the return is wrong ("" if none)."""
     what = f"`{sig.name}`" if sig.name else "the function"
+    for span in _BACKTICK_RE.findall(sentence):
+        quoted = _DEF_RE.search(span)  # "defined as `def textwrap(text, width=70)`"
+        if quoted is None or sig.kind == "class":
+            continue
+        if sig.name and quoted.group(1) != sig.name:
+            return f"the function is `{sig.name}`, not `{quoted.group(1)}`"
+        names = [re.split(r"[:=]", p)[0].strip(" *") for p in quoted.group(2).split(",")]
+        names = [n for n in names if n.isidentifier() and n not in ("self", "cls")]
+        if names and set(names) != sig.param_names:
+            return f"the parameters of {what} are " + (
+                ", ".join(f"`{p.name}`" for p in sig.params) or "none"
+            )
     if sig.kind != "class" and _PARAM_CLAIM_RE.search(sentence):
         listed = [
             n
