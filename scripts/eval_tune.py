@@ -7,7 +7,7 @@ line (the document keeps the rest), completed through the CompletionEngine as th
 Exact match / edit similarity (scripts/eval_infill.py's metrics) on the first line of the raw
 output and on the shipped completion, base model vs the same model with the adapter merged.
 
-    .venv/bin/python scripts/eval_tune.py --repos click cattrs typer --minutes 5 --tasks 60
+    .venv/bin/python scripts/eval_tune.py --repos click cattrs --minutes 5 --tasks 30
 """
 
 from __future__ import annotations
@@ -94,18 +94,19 @@ def line_tasks(workspace: Path, n: int, seed: int) -> list[Task]:
 def run_tasks(adapter: Path | None, tasks: list[Task]) -> dict[str, Any]:
     from wren.config import CompletionSettings, ContextSettings, Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.types import CancelToken
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
+    from wren.model.tune.adapters import apply_adapter
+    from wren.types import CancelToken
 
-    loaded = load_model("", adapter=adapter)
+    loaded = apply_adapter(load_model(""), adapter)
     if adapter is not None and not loaded.adapter:
         raise SystemExit(f"adapter not loaded: {loaded.adapter_note}")
     backend = TransformersBackend(loaded)
     backend.warm_up()
     engine = CompletionEngine(backend, loaded.card)
     settings = Settings(
-        completion=CompletionSettings(timeBudgetMs=20000),
+        completion=CompletionSettings(timeBudgetMs=20000, maxTokens=32),
         context=ContextSettings(enabled=False),
     )
     em_raw, es_raw, em_shipped, es_shipped, ms = [], [], [], [], []
@@ -127,6 +128,7 @@ def run_tasks(adapter: Path | None, tasks: list[Task]) -> dict[str, Any]:
         em_shipped.append(exact_match(out.text, task.expected))
         es_shipped.append(edit_similarity(out.text, task.expected))
         samples.append({"id": task.task_id, "expected": task.expected, "raw": raw})
+        print(f"{len(samples)}/{len(tasks)} {ms[-1]:.0f} ms", file=sys.stderr, flush=True)
     n = max(1, len(tasks))
     return {
         "adapter": loaded.adapter,
@@ -144,7 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repos", nargs="+", default=["click", "cattrs", "typer"])
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--tasks", type=int, default=60)
+    ap.add_argument("--tasks", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--scratch", type=Path, default=Path("/tmp/wren-eval-tune"))

@@ -92,10 +92,13 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
                 _load_remote(ls, key, token, progress_ok)
                 return
             path, device, quantize, adapter_setting = key[:4]
-            from wren.model.tune.adapters import choose_adapter
+            from wren.model.tune.adapters import apply_adapter, choose_adapter
 
             choice = choose_adapter(adapter_setting, ls.workspace_root, ls.workspace_trusted)
-            loaded = load_model(path, device, quantize, progress=progress, adapter=choice.path)
+            loaded = load_model(path, device, quantize, progress=progress)
+            if choice.path is not None:
+                progress("Merging the tuned adapter", 90)
+                apply_adapter(loaded, choice.path)
             if note := choice.note or loaded.adapter_note:
                 ls.show_message_threadsafe(f"Wren: {note}", types.MessageType.Warning)
             backend = TransformersBackend(loaded)

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wren.errors import ModelLoadError
 from wren.cards import ModelCard, match_card
+from wren.errors import ModelLoadError
 from wren.model.checks import (
     PICKLE_SUFFIXES,
     check_gguf_file,
@@ -60,8 +60,9 @@ class LoadedModel:
     source: ModelSource
     load_s: float
     from_cache: bool
-    adapter: str = ""  # a `wren tune` adapter merged into the weights, described
+    adapter: str = ""  # a `wren tune` adapter merged into the weights (tune.adapters), described
     adapter_note: str = ""  # why an adapter that was asked for is not in use
+    quantized: bool = False  # int8: no adapter can be merged any more
 
 
 def cache_root() -> Path:
@@ -267,13 +268,8 @@ def load_model(
     device_setting: str = "auto",
     quantize: str = "none",
     progress: ProgressFn | None = None,
-    adapter: Path | None = None,
 ) -> LoadedModel:
-    """Load the model the settings name. Raises ModelLoadError with a user-facing message.
-
-    `adapter`: a `wren tune` folder to merge into the weights; one Wren refuses (damaged, or
-    trained for another model) leaves the base model and says why in `adapter_note`.
-    """
+    """Load the model the settings name. Raises ModelLoadError with a user-facing message."""
     report = progress or (lambda _msg, _pct: None)
     t0 = time.perf_counter()
     source = resolve_source(path_setting)
@@ -304,21 +300,12 @@ def load_model(
             raise ModelLoadError(
                 f"Could not load the model in {folder} ({type(err).__name__}: {err})."
             ) from err
-    adapter_desc, adapter_note = "", ""
-    if adapter is not None:
-        from wren.model.tune.adapters import AdapterError, base_digest, merge_adapter
-
-        report("Merging the tuned adapter", 85)
-        try:
-            adapter_desc = merge_adapter(model, adapter, base_digest(source)).describe()
-        except AdapterError as err:
-            adapter_note = f"{err} Using the base model."
-            log.warning("adapter refused: %s", err)
     if quantize == "int8" and device == "cpu":
         import torch
 
         report("Quantizing linear layers to int8", 90)
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    quantized = quantize == "int8" and device == "cpu"
     card = match_card(source.name, _special_vocab(tokenizer), tokenizer.chat_template is not None)
     report(f"{source.name} ready on {device}", 100)
     return LoadedModel(
@@ -331,8 +318,7 @@ def load_model(
         source=source,
         load_s=time.perf_counter() - t0,
         from_cache=from_cache,
-        adapter=adapter_desc,
-        adapter_note=adapter_note,
+        quantized=quantized,
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from wren.errors import ModelLoadError
 from wren.model.checks import check_safetensors_header
-from wren.model.loading import ModelSource, cache_root, file_digest
+from wren.model.loading import LoadedModel, ModelSource, cache_root, file_digest
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +221,27 @@ def merge_adapter(model: Any, folder: Path, digest: str) -> MergedAdapter:
     return MergedAdapter(
         folder, len(deltas), metrics.get("heldout_loss_before"), metrics.get("heldout_loss_after")
     )
+
+
+def apply_adapter(loaded: LoadedModel, folder: Path | None) -> LoadedModel:
+    """Merge `folder` into the loaded model before a backend is built from it.
+
+    One Wren refuses (damaged, trained for another model, missing) leaves the base model, and
+    `loaded.adapter_note` says why; `loaded.adapter` describes the adapter in use.
+    """
+    if folder is None:
+        return loaded
+    try:
+        if loaded.quantized:
+            raise AdapterError("A tuned adapter needs `wren.model.quantize` none.")
+        merged = merge_adapter(loaded.model, folder, base_digest(loaded.source))
+    except AdapterError as err:
+        loaded.adapter_note = f"{err} Using the base model."
+        log.warning("adapter refused: %s", err)
+        return loaded
+    loaded.adapter = merged.describe()
+    loaded.adapter_note = ""
+    return loaded
 
 
 def write_adapter_atomically(target: Path, write: Any) -> None:

@@ -1,0 +1,227 @@
+"""`wren tune` end to end with the real default model: a few LoRA steps on a tiny repository
+write an adapter; the server serves it (and refuses broken or foreign ones); cancel writes
+nothing; Restricted Mode never loads an adapter from a path."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pytest_lsp import LanguageClient
+
+from wren.model.tune.adapters import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    MANIFEST,
+    AdapterError,
+    apply_adapter,
+    base_digest,
+    merge_adapter,
+)
+from wren.model.tune.train import TuneCancelled, TuneProgress, TuneSettings, tune_workspace
+
+from .conftest import init_params, inline, items_of, open_doc, server_config, status, wait_ready
+
+pytestmark = pytest.mark.model
+
+HANDLER = '''from .bus import wibblewump_dispatch, wibblewump_register
+
+
+@wibblewump_register("{name}")
+def handle_{name}(event):
+    """Handle the {name} event."""
+    return wibblewump_dispatch(event, "{name}", retries=3)
+'''
+NAMES = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa"]
+PROMPT = HANDLER.format(name="omega").split("return ")[0] + "return "
+
+# Small and fast; a high learning rate so four steps visibly move the model.
+FAST = TuneSettings(
+    minutes=30,
+    max_steps=4,
+    learning_rate=1e-2,
+    window_tokens=128,
+    eval_windows=2,
+    threads=1,
+    eval_every_s=10_000,
+)
+
+
+def make_repo(root: Path) -> Path:
+    for name in NAMES:
+        (root / "handlers").mkdir(parents=True, exist_ok=True)
+        (root / "handlers" / f"{name}.py").write_text(HANDLER.format(name=name))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Any]]:
+    root = make_repo(tmp_path_factory.mktemp("repo"))
+    out = tmp_path_factory.mktemp("adapters") / "handlers"
+    result = tune_workspace(root, FAST, output=out)
+    yield out, result
+
+
+def test_tuning_writes_safetensors_adapter_and_manifest(tuned: tuple[Path, Any]) -> None:
+    folder, result = tuned
+    assert sorted(p.name for p in folder.iterdir()) == [ADAPTER_CONFIG, ADAPTER_WEIGHTS, MANIFEST]
+    manifest = json.loads((folder / MANIFEST).read_text())
+    from wren.model.loading import resolve_source
+
+    assert manifest["base_digest"] == base_digest(resolve_source(""))
+    assert len(manifest["data_digest"]) == 64
+    assert manifest["files"]["train"] + manifest["files"]["heldout"] == len(NAMES)
+    metrics = manifest["metrics"]
+    assert metrics["steps"] == 4 and metrics["tokens_seen"] > 0
+    assert {"heldout_loss_before", "heldout_loss_after"} <= set(metrics)
+    assert manifest["enabled"] == (metrics["heldout_loss_after"] < metrics["heldout_loss_before"])
+    assert result.enabled == manifest["enabled"]
+    assert not list(folder.parent.glob("*.partial-*"))
+
+
+def _greedy(adapter: Path | None) -> tuple[str, Any]:
+    import torch
+
+    from wren.model.loading import load_model
+
+    loaded = apply_adapter(load_model("", "cpu"), adapter)
+    ids = loaded.tokenizer("<filename>omega.py\n" + PROMPT, return_tensors="pt").input_ids
+    with torch.no_grad():
+        out = loaded.model.generate(ids, max_new_tokens=12, do_sample=False)
+        logits = loaded.model(ids).logits[0, -1]
+    return loaded.tokenizer.decode(out[0, ids.shape[1] :]), (loaded, logits)
+
+
+def test_merged_adapter_changes_the_model(tuned: tuple[Path, Any]) -> None:
+    folder, _ = tuned
+    base_text, (base, base_logits) = _greedy(None)
+    tuned_text, (merged, tuned_logits) = _greedy(folder)
+    assert base.adapter == "" and merged.adapter.startswith("adapter ")
+    assert merged.adapter_note == ""
+    assert (base_logits - tuned_logits).abs().max().item() > 1e-2
+    assert tuned_text != base_text, (base_text, tuned_text)
+
+
+def test_corrupt_and_foreign_adapters_are_refused(tuned: tuple[Path, Any], tmp_path: Path) -> None:
+    import torch
+
+    from wren.model.loading import load_model, resolve_source
+
+    folder, _ = tuned
+    digest = base_digest(resolve_source(""))
+    loaded = load_model("", "cpu")
+    before = {k: v.clone() for k, v in loaded.model.state_dict().items() if "proj" in k}
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(folder, truncated)
+    data = (truncated / ADAPTER_WEIGHTS).read_bytes()
+    (truncated / ADAPTER_WEIGHTS).write_bytes(data[: len(data) // 2])
+    with pytest.raises(AdapterError, match="damaged"):
+        merge_adapter(loaded.model, truncated, digest)
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(folder, foreign)
+    manifest = json.loads((foreign / MANIFEST).read_text())
+    manifest["base_digest"] = "0" * 64
+    (foreign / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(AdapterError, match="trained for another model"):
+        merge_adapter(loaded.model, foreign, digest)
+
+    no_manifest = tmp_path / "nomanifest"
+    shutil.copytree(folder, no_manifest)
+    (no_manifest / MANIFEST).unlink()
+    with pytest.raises(AdapterError, match="not a Wren adapter"):
+        merge_adapter(loaded.model, no_manifest, digest)
+
+    after = loaded.model.state_dict()
+    assert all(torch.equal(v, after[k]) for k, v in before.items())  # all or nothing
+
+    fallback = apply_adapter(load_model("", "cpu"), foreign)  # the base model serves on
+    assert fallback.adapter == "" and "another model" in fallback.adapter_note
+
+
+def test_cancel_leaves_no_half_written_adapter(tmp_path: Path) -> None:
+    root = make_repo(tmp_path / "repo")
+    out = tmp_path / "adapters" / "repo"
+    out.mkdir(parents=True)
+    (out / MANIFEST).write_text('{"format": 1, "previous": true}')
+
+    def cancel_in(phase: str) -> Any:
+        seen: list[str] = []
+
+        def progress(p: TuneProgress) -> None:
+            seen.append(p.phase)
+
+        return progress, (lambda: phase in seen)
+
+    progress, cancel = cancel_in("training")
+    with pytest.raises(TuneCancelled):
+        tune_workspace(root, FAST, progress, cancel, output=out)
+    progress, cancel = cancel_in("writing")  # at the last moment, while writing
+    with pytest.raises(TuneCancelled):
+        tune_workspace(root, FAST, progress, cancel, output=out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["repo"]  # no partial folder
+    assert json.loads((out / MANIFEST).read_text()) == {"format": 1, "previous": True}
+
+
+@asynccontextmanager
+async def started(settings: dict[str, Any], trusted: bool = True) -> AsyncIterator[LanguageClient]:
+    client = await server_config().start()
+    assert isinstance(client, LanguageClient)
+    await client.initialize_session(init_params(settings, trusted=trusted))
+    try:
+        yield client
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def completion(client: LanguageClient) -> tuple[dict[str, Any], str]:
+    st = await wait_ready(client)
+    assert st["state"] == "ready", st
+    uri = open_doc(client, PROMPT, name="omega.py")
+    lines = PROMPT.split("\n")
+    items = items_of(await inline(client, uri, len(lines) - 1, len(lines[-1])))
+    text = items[0].insert_text if items else ""
+    return await status(client), str(text)
+
+
+SETTINGS = {"completion": {"timeBudgetMs": 20000}}
+
+
+async def test_server_serves_the_adapter_and_refuses_a_foreign_one(
+    tuned: tuple[Path, Any], tmp_path: Path
+) -> None:
+    folder, _ = tuned
+    async with started({**SETTINGS, "model": {"adapter": "off"}}) as client:
+        base_status, base_text = await completion(client)
+    async with started({**SETTINGS, "model": {"adapter": str(folder)}}) as client:
+        tuned_status, tuned_text = await completion(client)
+    assert base_status["adapter"] == ""
+    assert tuned_status["adapter"].startswith("adapter ")
+    assert tuned_text != base_text, (base_text, tuned_text)
+
+    foreign = tmp_path / "foreign"
+    shutil.copytree(folder, foreign)
+    manifest = json.loads((foreign / MANIFEST).read_text())
+    manifest["base_digest"] = "f" * 64
+    (foreign / MANIFEST).write_text(json.dumps(manifest))
+    async with started({**SETTINGS, "model": {"adapter": str(foreign)}}) as client:
+        st, text = await completion(client)
+        messages = [m.message for m in client.messages]
+    assert st["adapter"] == "" and text == base_text  # the base model serves
+    assert any("trained for another model" in m for m in messages), messages
+
+
+async def test_restricted_mode_never_loads_an_adapter_path(tuned: tuple[Path, Any]) -> None:
+    folder, _ = tuned
+    async with started({**SETTINGS, "model": {"adapter": str(folder)}}, trusted=False) as client:
+        st, _text = await completion(client)
+        messages = [m.message for m in client.messages]
+    assert st["adapter"] == ""
+    assert any("Restricted Mode" in m and "adapter" in m for m in messages), messages
