@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from wren.errors import GenerationCancelled
 
@@ -147,6 +147,57 @@ class Backend(Protocol):
         self, prompt: str, continuations: Sequence[str], cancel: CancelToken
     ) -> list[float]:
         """Mean log-probability of each continuation following `prompt` (for reranking)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Branch:
+    """One alternative continuation of the prompt (text relative to the prompt's end)."""
+
+    text: str
+    first_token: str
+    first_logprob: float  # log P(first content token) at the branch point
+    greedy_logprob: float = 0.0  # log P(greedy's own token) at the same point
+
+
+@dataclass(frozen=True)
+class ContinuationScore:
+    """Summed log-probabilities of a candidate and of the suffix that follows it."""
+
+    candidate_logprob: float
+    candidate_tokens: int
+    suffix_logprob: float
+    suffix_tokens: int
+
+
+@runtime_checkable
+class SlotReranker(Protocol):
+    """What reranking needs from a backend that keeps a KV cache per document (optional).
+
+    The in-process backend implements it; a backend without it (remote, scripted) declines
+    reranking simply by not having these methods, and the engine keeps the greedy answer.
+    """
+
+    def branch(
+        self,
+        prompt: str,
+        greedy_text: str,
+        params: GenerationParams,
+        cancel: CancelToken,
+        cache_slot: str | None,
+        alternatives: int = 2,
+    ) -> list[Branch]:
+        """Up to `alternatives` continuations that differ from greedy at the first code token."""
+        ...
+
+    def score_on_slot(
+        self,
+        prompt: str,
+        pairs: Sequence[tuple[str, str]],
+        cancel: CancelToken,
+        cache_slot: str | None,
+    ) -> list[ContinuationScore] | None:
+        """Summed log-probabilities of each (candidate, suffix) after `prompt`; None: declined."""
         ...
 
 

@@ -8,16 +8,16 @@ from typing import Any
 
 import pytest
 
+from wren.cards import load_cards
 from wren.config import CompletionSettings, ContextSettings, Settings
 from wren.engine.completion import CompletionDetails, CompletionEngine
 from wren.engine.rerank import ScoredCandidate, choose, scoring_suffix, unique_texts
-from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
 from wren.model.candidates import (
     branch_candidates,
     score_continuations_on_slot,
     supports_slots,
 )
-from wren.cards import load_cards
+from wren.types import CancelToken, GenerationParams, GenerationResult, SlotReranker, Snapshot
 
 
 def cand(text: str, source: str, lp: float, suffix_lp: float) -> ScoredCandidate:
@@ -245,3 +245,19 @@ def test_no_branch_doubles_the_space_the_prompt_ends_with(backend: Any) -> None:
     assert branches
     for branch in branches:
         assert not branch.text.startswith((" ", "\t")), branch
+
+
+@pytest.mark.model
+def test_the_engine_reranks_the_real_backend_through_the_protocol(backend: Any) -> None:
+    """The engine reaches reranking only through `wren.types.SlotReranker`: the in-process
+    backend implements it (so alternatives are generated and scored), a scripted one does not."""
+    assert isinstance(backend, SlotReranker)
+    assert not isinstance(ScriptedBackend("x"), SlotReranker)
+    engine = CompletionEngine(backend, _smollm_card())
+    doc = "def mean(values):\n    total = 0\n    for v in values:\n        total = \n    return total\n"
+    cursor = doc.index("total = \n") + len("total = ")
+    snapshot = Snapshot("file:///t.py", doc, cursor)
+    details = CompletionDetails("file:///t.py", 3, 16, 0)
+    engine.complete(snapshot, _settings(True), CancelToken(), details)
+    assert details.mode == "single-line"
+    assert len(details.candidates) >= 2, details.candidates  # greedy + scored alternatives

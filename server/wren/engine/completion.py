@@ -12,6 +12,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from wren.cards import ModelCard
 from wren.config import Settings
 from wren.context.neighbors import RecentDocuments
 from wren.context.symbols import symbol_snippets
@@ -27,10 +28,10 @@ from wren.types import (
     ContextSnippet,
     GenerationParams,
     Mode,
+    SlotReranker,
     Snapshot,
     StageTimer,
 )
-from wren.cards import ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -289,15 +290,14 @@ class CompletionEngine:
 
         A greedy completion that post-processing rejected is not replaced: measured on
         HumanEval, alternatives shown in its place were almost never right (BENCHMARKS.md)."""
-        from wren.model.candidates import branch_candidates, score_continuations_on_slot
-
+        backend = self.backend
+        if not isinstance(backend, SlotReranker):
+            return greedy  # the backend declines reranking
         suffix = scoring_suffix(snapshot.text, snapshot.offset)
         if not suffix or not greedy.text:
             return greedy
         sub = replace(params, time_budget_s=max(0.1, params.time_budget_s / 2))
-        branches = branch_candidates(
-            self.backend, prompt, greedy_raw, sub, cancel, snapshot.uri, alternatives
-        )
+        branches = backend.branch(prompt, greedy_raw, sub, cancel, snapshot.uri, alternatives)
         cleaned_by_text: dict[str, Cleaned] = {greedy.text: greedy}
         sources: dict[str, str] = {greedy.text: "greedy"}
         for branch in branches:
@@ -314,8 +314,8 @@ class CompletionEngine:
         texts = unique_texts(list(cleaned_by_text))
         if len(texts) < 2:
             return greedy
-        scores = score_continuations_on_slot(
-            self.backend, prompt, [(healed + t, suffix) for t in texts], cancel, snapshot.uri
+        scores = backend.score_on_slot(
+            prompt, [(healed + t, suffix) for t in texts], cancel, snapshot.uri
         )
         if scores is None:
             return greedy

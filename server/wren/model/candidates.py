@@ -7,10 +7,10 @@ finds the real next lines after it. Both steps run on the document's own KV cach
 the prompt is never re-run: a branch costs its own tokens, a score one forward pass over the
 candidate and the suffix lines.
 
-This module reaches into `TransformersBackend`'s slot machinery (`_lock`, `_slot`,
-`_prefill`, `_forward`) so it can share the prompt's cache. A backend without those (a
-scripted test backend, another implementation) gets no alternatives and no scores: callers
-fall back to the greedy completion.
+This module is part of the in-process backend: `TransformersBackend.branch` and
+`.score_on_slot` (the `SlotReranker` protocol in `wren.types`) call it with the backend's
+own slot machinery. The engine only sees that protocol; a backend that does not implement it
+(remote, scripted) gets no alternatives and no scores, and the greedy completion stands.
 """
 
 from __future__ import annotations
@@ -18,34 +18,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
-from wren.types import Backend, CancelToken, GenerationParams
+from wren.model.kv import checkpoint, crop_to
+from wren.types import Backend, Branch, CancelToken, ContinuationScore, GenerationParams
 
 log = logging.getLogger(__name__)
 
 _SLOT_API = ("_lock", "_slot", "_prefill", "_forward", "tokenizer")
-
-
-@dataclass(frozen=True)
-class Branch:
-    """One alternative continuation of the prompt (text relative to the prompt's end)."""
-
-    text: str
-    first_token: str
-    first_logprob: float  # log P(first content token) at the branch point
-    greedy_logprob: float = 0.0  # log P(greedy's own token) at the same point
-
-
-@dataclass(frozen=True)
-class ContinuationScore:
-    """Summed log-probabilities of a candidate and of the suffix that follows it."""
-
-    candidate_logprob: float
-    candidate_tokens: int
-    suffix_logprob: float
-    suffix_tokens: int
 
 
 def supports_slots(backend: object) -> bool:
@@ -197,12 +178,8 @@ def score_continuations_on_slot(
 
 def _checkpoint(cancel: CancelToken) -> None:
     # Urgent jobs may run here and use the same slot; `_prefill` (called next) re-validates it.
-    from wren.model.generation import checkpoint
-
     checkpoint(cancel)
 
 
 def _crop(past: Any, length: int) -> None:
-    from wren.model.generation import crop_to
-
     crop_to(past, length)

@@ -35,11 +35,19 @@ from typing import Any
 
 import torch
 
-from wren.types import CancelToken, GenerationParams, GenerationResult
-from wren.errors import GenerationCancelled, GenerationError
+from wren.errors import GenerationError
+from wren.model import candidates
 from wren.model.fast_decode import KVCache, LeanModel
+from wren.model.kv import checkpoint, crop_to
 from wren.model.loading import LoadedModel
 from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
+from wren.types import (
+    Branch,
+    CancelToken,
+    ContinuationScore,
+    GenerationParams,
+    GenerationResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +114,6 @@ def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     return i
 
 
-def crop_to(past: Any, length: int) -> None:
-    """Shrink a cache (lean or transformers) to its first `length` positions."""
-    if isinstance(past, KVCache):
-        past.crop(length)
-        return
-    remove = past.get_seq_length() - length
-    if remove > 0:
-        past.crop(-remove)
-
-
 def after_prompt(prompt: str, lookup_text: str) -> str:
     """The part of the lookup text the prompt does not already hold (its tokens are indexed
     from the prompt itself): what follows the prompt's last characters in it.
@@ -153,14 +151,6 @@ class InFlightGauge:
         finally:
             with self._lock:
                 self.now -= 1
-
-
-def checkpoint(cancel: CancelToken) -> None:
-    """The cancel token's checkpoint (urgent jobs may run inside it), then cancelled or not
-    once more: a nested job may have cancelled this one (`Scheduler.cancel_background`)."""
-    cancel.raise_if_cancelled()
-    if cancel.cancelled:
-        raise GenerationCancelled(cancel.reason)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -536,6 +526,30 @@ class TransformersBackend:
             drafted=stats.drafted,
             accepted=stats.accepted,
         )
+
+    # -- SlotReranker (wren.types): alternatives and suffix scores on the document's slot --
+
+    def branch(
+        self,
+        prompt: str,
+        greedy_text: str,
+        params: GenerationParams,
+        cancel: CancelToken,
+        cache_slot: str | None,
+        alternatives: int = 2,
+    ) -> list[Branch]:
+        return candidates.branch_candidates(
+            self, prompt, greedy_text, params, cancel, cache_slot, alternatives
+        )
+
+    def score_on_slot(
+        self,
+        prompt: str,
+        pairs: Sequence[tuple[str, str]],
+        cancel: CancelToken,
+        cache_slot: str | None,
+    ) -> list[ContinuationScore] | None:
+        return candidates.score_continuations_on_slot(self, prompt, pairs, cancel, cache_slot)
 
     def score_continuations(
         self, prompt: str, continuations: Sequence[str], cancel: CancelToken
