@@ -11,6 +11,7 @@ import { toggleGlobal, toggleTarget, type EnableMap } from "./pure/languages";
 import { RESTART_KEYS } from "./pure/settings";
 import { WrenServer } from "./server";
 import { WrenStatusBar } from "./statusBar";
+import { tuneWorkspace } from "./tune";
 
 let server: WrenServer | undefined;
 
@@ -37,6 +38,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("wren.toggleCompletions", toggleCompletions),
     vscode.commands.registerCommand("wren.showLogs", () => log.show(true)),
     vscode.commands.registerCommand("wren.showStatus", () => showStatus(status, log)),
+    vscode.commands.registerCommand("wren.tuneWorkspace", () => tuneWorkspace(context, wren, log)),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (RESTART_KEYS.some((k) => e.affectsConfiguration(k))) {
         void wren.restart("wren.server.pythonPath changed");

@@ -93,7 +93,7 @@ describe("settings", () => {
   it("answers workspace/configuration sections", () => {
     const nested = buildServerSettings(KEYS, reader(), true);
     assert.equal(settingsSection(nested, "wren.completion.maxTokens"), 64);
-    assert.deepEqual(settingsSection(nested, "wren.model"), { path: "", device: "auto", quantize: "none" });
+    assert.deepEqual(settingsSection(nested, "wren.model"), { path: "", device: "auto", quantize: "none", adapter: "auto" });
     assert.equal(settingsSection(nested, "wren"), nested);
     assert.equal(settingsSection(nested, "python.path"), undefined);
   });
@@ -101,6 +101,6 @@ describe("settings", () => {
   it("declares the restricted settings in capabilities.untrustedWorkspaces", () => {
     const u = manifest.capabilities.untrustedWorkspaces;
     assert.equal(u.supported, "limited");
-    assert.deepEqual([...u.restrictedConfigurations].sort(), ["wren.model.path", "wren.server.pythonPath", "wren.verify.runCode"]);
+    assert.deepEqual([...u.restrictedConfigurations].sort(), ["wren.model.adapter", "wren.model.path", "wren.server.pythonPath", "wren.verify.runCode"]);
   });
 });

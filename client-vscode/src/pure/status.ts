@@ -155,7 +155,7 @@ export function parseServerStatus(raw: unknown): ServerStatus | undefined {
     device: typeof r.device === "string" ? r.device : undefined,
     message: typeof r.message === "string" ? r.message : undefined,
     progress: typeof r.progress === "number" ? r.progress : null,
-    adapter: typeof r.adapter === "string" ? r.adapter : undefined,
+    ...(typeof r.adapter === "string" && r.adapter ? { adapter: r.adapter } : {}),
   };
 }
 
