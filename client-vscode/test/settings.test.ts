@@ -83,6 +83,30 @@ describe("settings", () => {
     assert.equal((s.settings.completion as Record<string, unknown>).maxTokens, 16, "unrestricted workspace settings still apply");
   });
 
+  it("restricted: a workspace cannot point Wren at another inference server", () => {
+    const workspace = {
+      "wren.model.endpoint": "http://10.1.2.3:8000",
+      "wren.model.apiKeyEnv": "AWS_SECRET_ACCESS_KEY",
+      "wren.model.allowInsecureEndpoint": true,
+      "wren.model.servedModel": "ws-model",
+    };
+    const untrusted = buildInitializationOptions(KEYS, reader({}, workspace), false);
+    const model = untrusted.settings.model as Record<string, unknown>;
+    assert.equal(model.endpoint, "", "the workspace endpoint is ignored");
+    assert.equal(model.apiKeyEnv, "WREN_API_KEY");
+    assert.equal(model.allowInsecureEndpoint, false);
+    const own = buildInitializationOptions(
+      KEYS,
+      reader({ "wren.model.endpoint": "https://llm.example.com", "wren.model.allowInsecureEndpoint": true }, workspace),
+      false,
+    );
+    const mine = own.settings.model as Record<string, unknown>;
+    assert.equal(mine.endpoint, "https://llm.example.com", "the user's own endpoint stays");
+    assert.equal(mine.allowInsecureEndpoint, false, "even the user's own true");
+    const trusted = buildInitializationOptions(KEYS, reader({}, workspace), true);
+    assert.equal((trusted.settings.model as Record<string, unknown>).endpoint, "http://10.1.2.3:8000");
+  });
+
   it("returns plain JSON copies (VS Code hands out frozen proxies)", () => {
     const frozen = Object.freeze({ "*": false });
     const s = buildServerSettings(["wren.enable"], reader({ "wren.enable": frozen }), true);
@@ -93,7 +117,17 @@ describe("settings", () => {
   it("answers workspace/configuration sections", () => {
     const nested = buildServerSettings(KEYS, reader(), true);
     assert.equal(settingsSection(nested, "wren.completion.maxTokens"), 64);
-    assert.deepEqual(settingsSection(nested, "wren.model"), { path: "", device: "auto", quantize: "none", adapter: "auto" });
+    assert.deepEqual(settingsSection(nested, "wren.model"), {
+      path: "",
+      device: "auto",
+      quantize: "none",
+      adapter: "auto",
+      endpoint: "",
+      servedModel: "",
+      endpointCard: "auto",
+      apiKeyEnv: "WREN_API_KEY",
+      allowInsecureEndpoint: false,
+    });
     assert.equal(settingsSection(nested, "wren"), nested);
     assert.equal(settingsSection(nested, "python.path"), undefined);
   });
@@ -101,6 +135,14 @@ describe("settings", () => {
   it("declares the restricted settings in capabilities.untrustedWorkspaces", () => {
     const u = manifest.capabilities.untrustedWorkspaces;
     assert.equal(u.supported, "limited");
-    assert.deepEqual([...u.restrictedConfigurations].sort(), ["wren.model.adapter", "wren.model.path", "wren.server.pythonPath", "wren.verify.runCode"]);
+    assert.deepEqual([...u.restrictedConfigurations].sort(), [
+      "wren.model.adapter",
+      "wren.model.allowInsecureEndpoint",
+      "wren.model.apiKeyEnv",
+      "wren.model.endpoint",
+      "wren.model.path",
+      "wren.server.pythonPath",
+      "wren.verify.runCode",
+    ]);
   });
 });

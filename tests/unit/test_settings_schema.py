@@ -81,6 +81,9 @@ def test_restricted_settings_exist(schema: dict[str, dict[str, Any]]) -> None:
     assert set(untrusted["restrictedConfigurations"]) == {
         "wren.model.path",
         "wren.model.adapter",
+        "wren.model.endpoint",
+        "wren.model.apiKeyEnv",
+        "wren.model.allowInsecureEndpoint",
         "wren.server.pythonPath",
         "wren.verify.runCode",
     }

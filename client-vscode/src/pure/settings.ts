@@ -4,9 +4,15 @@
 /** The settings whose workspace values VS Code (and Wren) ignore in Restricted Mode. */
 export const RESTRICTED_KEYS: readonly string[] = [
   "wren.model.path",
+  "wren.model.endpoint",
+  "wren.model.apiKeyEnv",
+  "wren.model.allowInsecureEndpoint",
   "wren.server.pythonPath",
   "wren.verify.runCode",
 ];
+
+/** Settings Restricted Mode forces off, whatever level sets them. */
+const FORCED_OFF_WHEN_UNTRUSTED: readonly string[] = ["wren.verify.runCode", "wren.model.allowInsecureEndpoint"];
 
 /** Settings that only the client reads; changing them restarts the server instead of reconfiguring it. */
 export const RESTART_KEYS: readonly string[] = ["wren.server.pythonPath"];
@@ -39,7 +45,7 @@ export function schemaKeys(manifest: unknown): string[] {
  * Wren load another model, run another interpreter or execute code.
  */
 export function effectiveValue(key: string, config: ConfigurationReader, trusted: boolean): unknown {
-  if (!trusted && key === "wren.verify.runCode") {
+  if (!trusted && FORCED_OFF_WHEN_UNTRUSTED.includes(key)) {
     return false;
   }
   if (!trusted && RESTRICTED_KEYS.includes(key)) {
