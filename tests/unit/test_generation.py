@@ -6,9 +6,11 @@ from an empty cache gives. (Timings live in scripts/bench_latency.py and BENCHMA
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json.decoder
 import textwrap
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,9 +18,9 @@ import pytest
 
 from wren.config import Settings
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.types import CancelToken, GenerationParams, Snapshot
 from wren.model.generation import PREFILL_CHUNK, TransformersBackend
 from wren.model.loading import LoadedModel, load_model
+from wren.types import CancelToken, GenerationParams, Snapshot
 
 pytestmark = pytest.mark.model
 
@@ -230,10 +232,41 @@ def test_completion_cache_never_serves_a_stale_suggestion(
     again = complete(engine, edited)
     assert again.source == "model"
     assert again.completion == complete(CompletionEngine(backend, backend.card), edited).completion
-    # Text after the cursor changed (same prefix): not served from the cache either.
+    # Text after the cursor changed (same prefix, same cursor line): the clean-up and the
+    # rerank read it, so it is not served from the cache either.
     with_suffix = CODE + "\n        print(total)\n"
     after = complete(engine, with_suffix, offset=len(CODE))
-    assert after.source == "model" or after.completion == first.completion
+    assert after.source == "model"
+    # Back to the first text: that answer again, from the cache.
+    back = complete(engine, CODE)
+    assert back.source == "cache" and back.completion == suggestion
+
+
+def test_forward_passes_in_flight_are_counted_where_they_run(loaded: LoadedModel) -> None:
+    """`max_forward_in_flight` (the server's `max_concurrent_generations`) is a measurement:
+    two threads generating at once through a backend whose lock is taken away show 2; with
+    the lock, 1."""
+    prompt = header(cut("        nextchar = s[end:end + 1]\n"))
+    params = GenerationParams(max_new_tokens=12, time_budget_s=120.0)
+
+    def race(backend: TransformersBackend) -> int:
+        start = threading.Barrier(2)
+
+        def run() -> None:
+            start.wait(30)
+            backend.generate(prompt, params, CancelToken())
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+        return backend.max_forward_in_flight
+
+    unlocked = TransformersBackend(loaded, speculative=False)
+    unlocked._lock = contextlib.nullcontext()  # type: ignore[assignment]
+    assert race(unlocked) == 2
+    assert race(TransformersBackend(loaded, speculative=False)) == 1
 
 
 def test_kv_cache_memory_stays_within_its_budget(loaded: LoadedModel) -> None:

@@ -1,23 +1,40 @@
-"""Completion cache: answer without the model when the user types into the suggestion.
+"""Completion cache: answer without the model when nothing that decides the answer changed.
 
-Two layers: per document, the last suggestion and the prefix it was made for ("typing
-through": the new prefix is the old one plus characters the suggestion starts with); and an
-LRU keyed by the text around the cursor, for returning to a place already completed.
+Two layers:
+
+- "typed through", per document: the last suggestion, with the whole text before and after
+  the cursor it was made for. A request whose text before the cursor is that text plus
+  characters the suggestion starts with, and whose text after the cursor is unchanged, gets
+  the rest of the suggestion. Checked before any context is gathered (the keystroke path).
+- "seen here before", an LRU keyed by a digest of everything the answer is computed from:
+  the final prompt (which holds the context from other files), the document the clean-up
+  reads (all of it: post-processing parses the file), the cursor, and the generation
+  settings. Looked up once the prompt is built, so an edit anywhere above the cursor, or
+  another file that merely ends the same way, never gets an answer made for other text.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 
-KEY_PREFIX_CHARS = 400
-KEY_SUFFIX_CHARS = 80
+
+def context_key(*parts: str) -> str:
+    """A digest of `parts`, each length-prefixed so that no two different lists collide by
+    concatenation ("ab", "c" vs "a", "bc")."""
+    h = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        data = part.encode("utf-8", "surrogatepass")
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
 class Shown:
-    prefix: str
-    suffix_line: str
+    prefix: str  # the document's whole text before the cursor
+    suffix: str  # and after it
     completion: str
 
 
@@ -25,46 +42,35 @@ class CompletionCache:
     def __init__(self, max_entries: int = 256) -> None:
         self.max_entries = max_entries
         self._last: dict[str, Shown] = {}
-        self._lru: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._lru: OrderedDict[str, str] = OrderedDict()
 
-    @staticmethod
-    def _key(prefix: str, suffix_line: str) -> tuple[str, str]:
-        return prefix[-KEY_PREFIX_CHARS:], suffix_line[:KEY_SUFFIX_CHARS]
-
-    def remember(self, uri: str, prefix: str, suffix_line: str, completion: str) -> None:
+    def remember(self, uri: str, prefix: str, suffix: str, key: str, completion: str) -> None:
+        """Keep `completion`, made for the document `prefix` + `suffix` (cursor between)
+        and for everything digested into `key` (see `context_key`)."""
         if not completion:
             return
-        self._last[uri] = Shown(prefix, suffix_line, completion)
-        key = self._key(prefix, suffix_line)
+        self._last[uri] = Shown(prefix, suffix, completion)
         self._lru.pop(key, None)
         self._lru[key] = completion
         while len(self._lru) > self.max_entries:
             self._lru.popitem(last=False)
 
-    def lookup(self, uri: str, prefix: str, suffix_line: str) -> str | None:
-        """A completion for this exact context, or None. Never stale: keys are the text itself."""
-        found = self.find(uri, prefix, suffix_line)
-        return found[0] if found else None
-
-    def find(self, uri: str, prefix: str, suffix_line: str) -> tuple[str, str] | None:
-        """(completion, how): how is "typed through" or "seen here before"."""
-        hit = self._lru.get(self._key(prefix, suffix_line))
+    def seen(self, key: str) -> str | None:
+        """The completion made for exactly these inputs, or None."""
+        hit = self._lru.get(key)
         if hit is not None:
-            return hit, "seen here before"
-        rest = self._typed_through(uri, prefix, suffix_line)
-        return (rest, "typed through") if rest is not None else None
+            self._lru.move_to_end(key)
+        return hit
 
-    def _typed_through(self, uri: str, prefix: str, suffix_line: str) -> str | None:
+    def typed_through(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """The rest of the document's last suggestion when the user has typed its start
+        (and changed nothing else), or None."""
         shown = self._last.get(uri)
-        if shown is None or not prefix.startswith(shown.prefix):
+        if shown is None or suffix != shown.suffix or not prefix.startswith(shown.prefix):
             return None
         typed = prefix[len(shown.prefix) :]
-        if not typed or suffix_line != shown.suffix_line:
-            return None
-        if shown.completion.startswith(typed) and len(shown.completion) > len(typed):
-            rest = shown.completion[len(typed) :]
-            # Don't carry a multi-line remainder onto a line the user has just finished.
-            return rest
+        if typed and shown.completion.startswith(typed) and len(shown.completion) > len(typed):
+            return shown.completion[len(typed) :]
         return None
 
     def clear(self) -> None:

@@ -16,7 +16,7 @@ from wren.cards import ModelCard
 from wren.config import Settings
 from wren.context.neighbors import RecentDocuments
 from wren.context.symbols import symbol_snippets
-from wren.engine.cache import CompletionCache
+from wren.engine.cache import CompletionCache, context_key
 from wren.engine.postprocess import Cleaned, clean_completion
 from wren.engine.prompt.builder import build_completion_prompt
 from wren.engine.prompt.context_format import comment_prefix_for, format_context
@@ -171,14 +171,10 @@ class CompletionEngine:
         if mode is Mode.NONE:
             details.decision = "skip"
             return CompletionOutcome("", details)
-        line_suffix = snapshot.line_suffix
         with timer.stage("cache"):
-            found = self.cache.find(snapshot.uri, snapshot.prefix, line_suffix)
-        if found:
-            hit, how = found
-            details.decision, details.source, details.completion = "complete", "cache", hit
-            details.reason = f"answered from the completion cache ({how})"
-            return CompletionOutcome(hit, details)
+            rest = self.cache.typed_through(snapshot.uri, snapshot.prefix, snapshot.suffix)
+        if rest is not None:
+            return self._from_cache(rest, "typed through", details)
         with timer.stage("context"):
             snippets = self.gather_context(snapshot, settings, workspace_root)
             style = self.card.context_style
@@ -202,6 +198,24 @@ class CompletionEngine:
             stop_at_newline=single,
             lookup_text=snapshot.text[max(0, snapshot.offset - 8000) : snapshot.offset + 2000],
         )
+        rerank = single and settings.completion.rerank
+        with timer.stage("cache"):
+            # Everything the answer is computed from: the prompt (with the context from other
+            # files), the document the clean-up reads, the cursor, the generation settings.
+            key = context_key(
+                prompt.text,
+                snapshot.text,
+                str(snapshot.offset),
+                snapshot.language_id,
+                mode.value,
+                healed,
+                repr((params.max_new_tokens, params.stop, params.stop_at_newline, rerank)),
+                str(getattr(self.backend, "name", "")),
+            )
+            hit = self.cache.seen(key)
+        if hit is not None:
+            self.cache.remember(snapshot.uri, snapshot.prefix, snapshot.suffix, key, hit)
+            return self._from_cache(hit, "seen here before", details)
         t0 = time.perf_counter()
         result = self.backend.generate(prompt.text, params, cancel, cache_slot=snapshot.uri)
         details.timings_ms["prefill"] = result.prefill_s * 1000
@@ -220,7 +234,7 @@ class CompletionEngine:
             cleaned = clean_completion(
                 raw, snapshot, mode, self.backend.special_tokens(), params.stop
             )
-        if single and settings.completion.rerank:
+        if rerank:
             with timer.stage("rerank"):
                 cleaned = self.rerank(
                     prompt.text, result.text, cleaned, snapshot, healed, params, cancel, details
@@ -234,8 +248,14 @@ class CompletionEngine:
             )
             return CompletionOutcome("", details)
         details.decision = "complete"
-        self.cache.remember(snapshot.uri, snapshot.prefix, line_suffix, cleaned.text)
+        self.cache.remember(snapshot.uri, snapshot.prefix, snapshot.suffix, key, cleaned.text)
         return CompletionOutcome(cleaned.text, details)
+
+    @staticmethod
+    def _from_cache(text: str, how: str, details: CompletionDetails) -> CompletionOutcome:
+        details.decision, details.source, details.completion = "complete", "cache", text
+        details.reason = f"answered from the completion cache ({how})"
+        return CompletionOutcome(text, details)
 
     def prefill(
         self,
