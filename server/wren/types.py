@@ -71,7 +71,7 @@ class ContextSnippet:
 class GenerationParams:
     max_new_tokens: int = 64
     stop: tuple[str, ...] = ()
-    time_budget_s: float = 2.0
+    time_budget_s: float = 2.0  # for generating, counted after the prompt is prefilled
     stop_at_newline: bool = False  # single-line mode: stop at the first newline after content
     # Text whose n-grams the decoder may draft from (prompt-lookup speculative decoding).
     lookup_text: str = ""

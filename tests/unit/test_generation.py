@@ -13,6 +13,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -293,3 +294,29 @@ def test_dropping_a_closed_documents_slot_frees_its_memory(backend: Transformers
     assert backend.cache_bytes() > 0
     backend.drop_slot("file:///closed.py")
     assert backend.cache_bytes() == 0
+
+
+def test_a_long_prefill_does_not_use_up_the_time_budget(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a ~1,000-token window at a new place in a large file prefills for seconds; the
+    time budget is for generating, so the request still gets its line. The clock is simulated:
+    the prefill "takes" 10 s, well over the 2 s budget."""
+    import wren.model.generation as generation
+
+    now = [1000.0]
+    monkeypatch.setattr(generation.time, "perf_counter", lambda: now[0])
+    real_prefill = backend._prefill
+
+    def slow_prefill(*args: Any, **kwargs: Any) -> Any:
+        result = real_prefill(*args, **kwargs)
+        now[0] += 10.0
+        return result
+
+    monkeypatch.setattr(backend, "_prefill", slow_prefill)
+    prompt = cut("def raw_decode(self, s, idx=0):", window=3600)
+    params = GenerationParams(max_new_tokens=12, time_budget_s=2.0)
+    result = backend.generate(prompt, params, CancelToken(), cache_slot="long-prefill")
+    assert result.prefill_s >= 10.0
+    assert result.stop_reason != "time", result
+    assert result.tokens > 1, result

@@ -417,10 +417,12 @@ class TransformersBackend:
     ) -> GenerationResult:
         slot = self._slot(cache_slot)
         t0 = time.perf_counter()
-        deadline = t0 + params.time_budget_s
         logits, reused = self._prefill(slot, ids, cancel)
         mine = slot.version
         t1 = time.perf_counter()
+        # The budget is for generation: a long prefill (a new place in a large file) must not
+        # use it up and leave the request with one token, which the clean-up then drops.
+        deadline = t1 + params.time_budget_s
         stats = SpeculativeStats()
         indexes: list[NgramIndex] = []
         running: NgramIndex | None = None
