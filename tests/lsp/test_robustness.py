@@ -389,3 +389,62 @@ async def test_lone_surrogates_in_a_document_get_an_answer(client: LanguageClien
     assert await document_text(client, uri) == {"text": text + "1", "version": 2}
     assert (await status(client))["state"] == "ready"
     close(client, uri)
+
+
+def _items(result: Any) -> list[types.InlineCompletionItem]:
+    return list(result.items) if isinstance(result, types.InlineCompletionList) else []
+
+
+async def test_a_lone_surrogate_before_the_cursor_on_its_line(client: LanguageClient) -> None:
+    """The answer's range is computed over the cursor line's text, surrogate included: one
+    UTF-16 unit for the lone surrogate, and a completion rather than an internal error."""
+    line = 'names = ["\ud800", "b"]; count = len('
+    text = "import sys\n" + line
+    uri = open_doc(client, text)
+    _, fut = inline_request(client, uri, 1, len(line))  # every character is one UTF-16 unit
+    kind, value = await asyncio.wait_for(outcome(fut), timeout=300)
+    assert kind == "result", (kind, value)
+    details = await last_details(client, uri)
+    assert details["decision"] in ("complete", "skip"), details
+    items = _items(value)
+    assert items, details  # the model does complete this line (`names)`)
+    for item in items:
+        assert item.range is not None
+        assert (item.range.start.line, item.range.start.character) == (1, len(line))
+    close(client, uri)
+
+
+async def test_the_range_refers_to_the_text_the_completion_was_made_for(
+    client: LanguageClient,
+) -> None:
+    """Lines inserted above the cursor while the model runs don't move the answer: its range
+    is the position in the text the request was made for (the client maps it, or discards
+    an answer for an older version)."""
+    body = "".join(f"def helper_{i}(value):\n    return value * {i} + 1\n\n\n" for i in range(120))
+    text = body + "def add(a, b):\n    return "
+    line, character = text.count("\n"), len("    return ")
+    uri = open_doc(client, text)
+    _, fut = inline_request(client, uri, line, character)
+    await asyncio.sleep(0.3)  # the request has its snapshot; the long prompt is still running
+    top = types.Position(line=0, character=0)
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(start=top, end=top), text="# one\n# two\n# three\n"
+                )
+            ],
+        )
+    )
+    kind, value = await asyncio.wait_for(outcome(fut), timeout=300)
+    assert kind == "result", (kind, value)
+    details = await last_details(client, uri)
+    assert details["version"] == 1, details  # made for the text before the edit
+    items = _items(value)
+    assert items, details
+    for item in items:
+        assert item.range is not None
+        assert (item.range.start.line, item.range.start.character) == (line, character)
+    assert (await document_text(client, uri))["version"] == 2
+    close(client, uri)

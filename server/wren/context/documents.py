@@ -28,11 +28,14 @@ def _units(ch: str, encoding: str) -> int:
 
 
 def units_len(text: str, encoding: str) -> int:
+    """Length of `text` in the position encoding's units. A lone surrogate (JSON and
+    JavaScript strings can hold one) counts as one UTF-16 unit / three UTF-8 bytes, as
+    `_units` counts it, instead of failing to encode."""
     if encoding == UTF32 or text.isascii():
         return len(text)
     if encoding == UTF16:
-        return len(text.encode("utf-16-le")) // 2
-    return len(text.encode("utf-8"))
+        return len(text.encode("utf-16-le", "surrogatepass")) // 2
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass

@@ -11,10 +11,10 @@ from lsprotocol import types
 
 from wren.engine.completion import CompletionDetails, CompletionOutcome
 from wren.engine.scheduler import INTERACTIVE
-from wren.types import Snapshot
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
 from wren.lsp.sync import fs_path
+from wren.types import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,10 @@ def register(server: WrenServer) -> None:
             version=doc.version,
             path=fs_path(uri),
         )
+        # The answer refers to the text it was made for: the document may change while the
+        # model runs, so its position comes from this snapshot, never the live document.
+        line, character = doc.position_at(offset, ls.encoding)
+        cursor = types.Position(line=line, character=character)
         ls.scheduler.cancel_background()
         delay = adaptive_debounce(ls, uri)
         if delay:
@@ -126,9 +130,6 @@ def register(server: WrenServer) -> None:
             return EMPTY
         if details.source == "cache":
             ls.stats.from_cache += 1
-        # The position the text was inserted at, clamped into the document.
-        line, character = doc.position_at(offset, ls.encoding)
-        cursor = types.Position(line=line, character=character)
         item = types.InlineCompletionItem(
             insert_text=outcome.text, range=types.Range(start=cursor, end=cursor)
         )

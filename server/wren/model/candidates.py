@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from wren.model.kv import checkpoint, crop_to
+from wren.model.tokenizable import tokenizable
 from wren.types import Backend, Branch, CancelToken, ContinuationScore, GenerationParams
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ def score_continuations_on_slot(
         slot = b._slot(cache_slot if cache_slot is not None else "__candidates__")
         for candidate, suffix in pairs:
             _checkpoint(cancel)
-            text = candidate + suffix
+            text = tokenizable(candidate + suffix)  # same length: offsets still line up
             enc = b.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
             ids = list(enc["input_ids"])
             if not ids:

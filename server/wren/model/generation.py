@@ -41,6 +41,7 @@ from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.kv import checkpoint, crop_to
 from wren.model.loading import LoadedModel
 from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
+from wren.model.tokenizable import tokenizable
 from wren.types import (
     Branch,
     CancelToken,
@@ -191,7 +192,7 @@ class TransformersBackend:
     # -- tokens ---------------------------------------------------------------------------
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(tokenizable(text), add_special_tokens=False)["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
