@@ -146,3 +146,16 @@ def test_adapter_choice_auto_off_path_and_restricted_mode(
     assert choose_adapter(str(tmp_path / "x"), None, True) == AdapterChoice(tmp_path / "x")
     refused = choose_adapter(str(tmp_path / "x"), str(tmp_path), trusted=False)
     assert refused.path is None and "Restricted Mode" in refused.note
+
+
+def test_cli_tune_explains_what_it_cannot_tune(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from wren.cli import app
+
+    runner = CliRunner()
+    missing = runner.invoke(app, ["tune", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "is not a folder" in " ".join(missing.output.split())
+    write(tmp_path / "one", "a.py", CODE)  # one file: nothing left to hold out
+    few = runner.invoke(app, ["tune", str(tmp_path / "one"), "--minutes", "1"])
+    assert few.exit_code == 1 and "too few source files" in " ".join(few.output.split())
