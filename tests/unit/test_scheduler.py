@@ -14,8 +14,8 @@ import pytest
 
 from wren.engine import scheduler as scheduler_module
 from wren.engine.scheduler import BACKGROUND, BATCH, INTERACTIVE, Scheduler
-from wren.types import CancelToken
 from wren.errors import GenerationCancelled
+from wren.types import CancelToken
 
 
 def steps(n: int, log: list[str], name: str, active: list[int], peak: list[int]):  # type: ignore[no-untyped-def]

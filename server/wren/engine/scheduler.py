@@ -26,8 +26,8 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
-from wren.types import CancelToken
 from wren.errors import GenerationCancelled, GenerationError
+from wren.types import CancelToken
 
 log = logging.getLogger(__name__)
 
