@@ -7,7 +7,8 @@ and llama.cpp's server speak: `GET /v1/models`, `POST /tokenize`, `POST /v1/comp
 `POST /v1/chat/completions` with `stream: true` (server-sent events, `[DONE]`, usage with
 `stream_options.include_usage`), greedy, OpenAI stop-string semantics (the stop string is not
 sent), `continue_final_message` as vLLM has it. `GET /stats` counts requests and clients that
-went away mid-stream (a disconnect cancels the generation at its next token).
+went away mid-stream (a disconnect cancels the generation at its next token) and
+generated tokens.
 
     python tests/remote/openai_server.py [--port 0] [--name NAME]   # prints "PORT <n>" when ready
 """
@@ -127,6 +128,7 @@ class Handler(BaseHTTPRequestHandler):
 
         def on_text(text: str) -> None:
             nonlocal sent
+            STATE.bump("tokens")  # one call per generated token
             if not stream or cancel.cancelled:
                 return
             visible, hit = _cut_at_stop(text, list(params.stop))
@@ -157,7 +159,6 @@ class Handler(BaseHTTPRequestHandler):
                 return
             text, finish, tokens = "", "stop", 0
         STATE.bump("completed")
-        STATE.bump("tokens", tokens)
         usage = {"prompt_tokens": len(STATE.backend.tokenize(prompt)), "completion_tokens": tokens}
         visible, _ = _cut_at_stop(text, list(params.stop)) if text else ("", False)
         if not stream:
