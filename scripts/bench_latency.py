@@ -262,6 +262,43 @@ class Side:
                 await asyncio.wait_for(inflight, timeout=10)
 
 
+async def lockstep_position(side: Side, pos: Position, index: int, left: int) -> int:
+    """The simple replay: type 3 characters, ask, wait for the answer, repeat (no pauses, no
+    cancellation, no background prefill). Returns how many requests it made (at most `left`)."""
+    from wren.types import Snapshot
+
+    uri = Path(pos.path).as_uri()
+    text, offset = pos.text, pos.offset
+    side.engine.recent.update(uri, text, "python")
+    made = 0
+    for i in range(0, len(pos.target), 3):
+        if made >= left:
+            break
+        chunk = pos.target[i : i + 3]
+        text = text[:offset] + chunk + text[offset:]
+        offset += len(chunk)
+        side.engine.recent.update(uri, text, "python")
+        side.stats.last_request_at.pop(uri, None)  # no adaptive debounce: one request at a time
+        snapshot = Snapshot(uri=uri, text=text, offset=offset, version=i + 1, path=pos.path)
+        await side.request(snapshot, index, i + len(chunk))
+        made += 1
+    return made
+
+
+def replay_lockstep(sides: list[Side], positions: list[Position], requests: int) -> None:
+    async def run() -> None:
+        done = dict.fromkeys((s.name for s in sides), 0)
+        for i, pos in enumerate(positions):
+            if all(n >= requests for n in done.values()):
+                break
+            order = sides if i % 2 == 0 else list(reversed(sides))
+            for side in order:
+                done[side.name] += await lockstep_position(side, pos, i, requests - done[side.name])
+            print(f"  lock-step position {i + 1}: {done}", flush=True)
+
+    asyncio.run(run())
+
+
 def replay(sides: list[Side], positions: list[Position]) -> None:
     async def run() -> None:
         for i, pos in enumerate(positions):
@@ -424,6 +461,14 @@ def main() -> None:
     ap.add_argument("--no-peer", action="store_true", help="skip llama-cpp-python")
     ap.add_argument("--no-prefill", action="store_true", help="no background prefill")
     ap.add_argument("--no-cold-start", action="store_true")
+    ap.add_argument(
+        "--mode",
+        choices=("both", "typing", "lockstep"),
+        default="both",
+        help="realistic typing replay, the simple lock-step replay (3 chars, ask, wait), or both",
+    )
+    ap.add_argument("--lockstep-requests", type=int, default=80)
+    ap.add_argument("--no-bound", action="store_true", help="skip the decode-bound probes")
     ap.add_argument("--bench-python", default=str(ROOT / ".bench-venv" / "bin" / "python"))
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_latency.json"))
     ap.add_argument("--chart", default=str(ROOT / "docs" / "latency-cdf.png"))
@@ -436,11 +481,12 @@ def main() -> None:
         return
 
     from wren.model.generation import TransformersBackend
-    from wren.model.loading import configure_threads, default_model_file, load_model
+    from wren.model.loading import configure_threads, load_model
 
     threads = configure_threads()
     result: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d"),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "load_before": os.getloadavg(),
         "threads": threads,
         "cpu": _cpu_name(),
         "positions": args.positions,
@@ -471,10 +517,24 @@ def main() -> None:
         ]
     )
     bound: dict[str, Any] = {"bandwidth_gbs": bw}
-    if lean is not None:
+    bound["wren_decode_tokens_per_s"] = decode_rate(wren, probe)
+    if args.no_bound:
+        pass
+    elif lean is not None:
         bpt = lean.weight_bytes_per_token()
         bound.update(weight_mb_per_token=bpt / 1e6, bound_tokens_per_s=bw * 1e9 / bpt)
-    bound["wren_decode_tokens_per_s"] = decode_rate(wren, probe)
+    if not args.no_bound:
+        measure_other_paths(loaded, bound, probe, bw)
+    result["bound"] = bound
+    print(json.dumps(bound, indent=1), flush=True)
+    run_replays(args, result, wren, loaded, probe, bound, threads)
+
+
+def measure_other_paths(loaded: Any, bound: dict[str, Any], probe: str, bw: float) -> None:
+    """fp32 lean, transformers fp32 and dynamic int8 decode rates, for the bound table."""
+    from wren.model.generation import TransformersBackend
+    from wren.model.loading import load_model
+
     fp32 = TransformersBackend(loaded, speculative=False)
     from wren.model.fast_decode import LeanModel
 
@@ -490,11 +550,21 @@ def main() -> None:
     int8 = load_model(quantize="int8")
     bound["int8_dynamic_transformers_decode_tokens_per_s"] = hf_decode_rate(int8, probe)
     del int8
-    result["bound"] = bound
-    print(json.dumps(bound, indent=1), flush=True)
+
+
+def run_replays(
+    args: Any,
+    result: dict[str, Any],
+    wren: Any,
+    loaded: Any,
+    probe: str,
+    bound: dict[str, Any],
+    threads: int,
+) -> None:
+    from wren.model.loading import default_model_file
 
     positions = sample_positions(args.positions, args.seed)
-    sides = [Side("Wren", wren, loaded.card, not args.no_prefill)]
+    backends: list[tuple[str, Any]] = [("Wren", wren)]
     peer = None
     model_file = default_model_file()
     if not args.no_peer and Path(args.bench_python).exists() and model_file is not None:
@@ -504,19 +574,33 @@ def main() -> None:
         bound["llama_cpp_decode_tokens_per_s"] = peer.call(
             {"op": "decode_rate", "ids": wren.tokenize(probe), "n": 64}
         )["tokens_per_s"]
-        sides.append(Side("llama-cpp-python", peer, loaded.card, not args.no_prefill))
-    print(f"replaying {len(positions)} positions ...", flush=True)
-    replay(sides, positions)
+        backends.append(("llama-cpp-python", peer))
+    summaries: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    if args.mode in ("both", "lockstep"):
+        sides = [Side(name, b, loaded.card, prefill=False) for name, b in backends]
+        print(f"lock-step replay, {args.lockstep_requests} requests a side ...", flush=True)
+        replay_lockstep(sides, positions, args.lockstep_requests)
+        for side in sides:
+            side.scheduler.close()
+            summaries[f"{side.name} (lock-step)"] = summarize(side.records)
+            records += [{**asdict(r), "replay": "lock-step"} for r in side.records]
+    if args.mode in ("both", "typing"):
+        sides = [Side(name, b, loaded.card, not args.no_prefill) for name, b in backends]
+        print(f"typing replay over {len(positions)} positions ...", flush=True)
+        replay(sides, positions)
+        for side in sides:
+            side.scheduler.close()
+            summaries[side.name] = summarize(side.records)
+            summaries[side.name]["background_prefills"] = len(side.prefills)
+            records += [{**asdict(r), "replay": "typing"} for r in side.records]
     result["peak_rss_mb"] = rss_mb()
+    result["load_after"] = os.getloadavg()
     if peer is not None:
         result["peer_peak_rss_mb"] = peer.call({"op": "rss"})["peak_rss_mb"]
         peer.close()
-    summaries = {s.name: summarize(s.records) for s in sides}
-    for s in sides:
-        s.scheduler.close()
-        summaries[s.name]["background_prefills"] = len(s.prefills)
     result["summary"] = summaries
-    result["records"] = [asdict(r) for s in sides for r in s.records]
+    result["records"] = records
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     draw_cdf(summaries, Path(args.chart))
@@ -535,8 +619,18 @@ def _cpu_name() -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     s = result["summary"]
-    w = s["Wren"]
-    p = s.get("llama-cpp-python")
+    tables = []
+    for suffix, title in (("", "typing replay"), (" (lock-step)", "lock-step replay")):
+        if f"Wren{suffix}" in s:
+            tables.append(
+                f"**{title}**\n\n"
+                + side_by_side(s[f"Wren{suffix}"], s.get(f"llama-cpp-python{suffix}"))
+            )
+    extra = {k: v for k, v in result.items() if k not in ("summary", "records")}
+    return "\n\n".join(tables) + "\n\n" + json.dumps(extra, indent=1)
+
+
+def side_by_side(w: dict[str, Any], p: dict[str, Any] | None) -> str:
     rows = ["| | Wren | llama-cpp-python | Wren / peer |", "|---|---|---|---|"]
 
     def row(label: str, key: str, fmt: str = "{:.0f}") -> None:
@@ -555,12 +649,7 @@ def markdown(result: dict[str, Any]) -> str:
     row("model requests with KV reuse", "kv_reuse_share", "{:.0%}")
     row("prompt tokens served from KV cache", "cached_token_share", "{:.0%}")
     row("decode tok/s in the replay (incl. drafts)", "decode_tokens_per_s", "{:.0f}")
-    lines = "\n".join(rows)
-    return (
-        lines
-        + "\n\n"
-        + json.dumps({k: v for k, v in result.items() if k not in ("summary", "records")}, indent=1)
-    )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":
