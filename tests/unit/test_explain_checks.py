@@ -167,7 +167,7 @@ def test_prose_claims_wrong_constructs_and_parameters_are_dropped() -> None:
     raw = (
         "Computes the area of a circle. It uses a lambda function as the return type. "
         "The function's parameters are `math.pi` and `r`. It is defined as "
-        "`def circle_area(r, math)`. It calls itself recursively."
+        "`def circle_area(r, math)`. It calls itself recursively. Its docstring says so."
     )
     out = check_explanation(raw, circle(), "prose")
     assert out.body == "Computes the area of a circle."
@@ -177,7 +177,10 @@ def test_prose_claims_wrong_constructs_and_parameters_are_dropped() -> None:
         "`math.pi` is not a parameter of `circle_area`",
         "the parameters of `circle_area` are `r`",
         "`circle_area` does not call itself",
+        "the code has no docstring",
     ]
+    documented = check_explanation("Its docstring says so.", safecall(), "prose")
+    assert documented.body == "Its docstring says so."
 
 
 def test_parse_fields_handles_continuations_and_a_second_form() -> None:
@@ -255,3 +258,59 @@ def test_when_too_little_survives_say_so_plainly() -> None:
     shown = unreliable_body(out)
     assert UNRELIABLE_TEXT in shown and "__cxa__" not in shown
     assert "- **Takes:** `func`" in shown  # facts from the code are still shown
+
+
+# -- the pipeline, with a scripted backend (deterministic) -------------------------------------
+
+from tests.unit.test_actions_pipeline import ScriptedBackend  # noqa: E402
+from wren.engine.actions.explain import ExplainRequest, explain  # noqa: E402
+from wren.engine.actions.llm import ActionModel  # noqa: E402
+from wren.engine.types import CancelToken  # noqa: E402
+
+CXA = (
+    " Reads the `__cxa__` attribute of the `__cxa__` class.\nTakes: `__cxa__`, the class.\n"
+    "Notes: `__cxa__` is cached."
+)
+GOOD = (
+    " Wraps `func` so that it swallows exceptions.\nTakes: `func`, the function to wrap.\n"
+    "Returns: the wrapper, made by `update_wrapper`.\nNotes: an exception becomes `None`."
+)
+AT_SAFECALL = SAFECALL_FILE.index("def _safecall") + 4
+
+
+def scripted(*answers: str) -> tuple[ActionModel, ScriptedBackend]:
+    backend = ScriptedBackend(answers)
+    return ActionModel(backend=backend, chat=False), backend
+
+
+def test_a_missing_name_goes_back_to_the_model_as_a_repair_reason() -> None:
+    model, backend = scripted(CXA, GOOD)
+    request = ExplainRequest(SAFECALL_FILE, "python", AT_SAFECALL, AT_SAFECALL, "utils.py")
+    drafts: list[str] = []
+    out = explain(model, request, CancelToken(), drafts.append)
+    assert out.ok and out.reliable and out.rounds == 2 and out.model_calls == 2
+    assert "`__cxa__` does not appear in the code" in backend.prompts[1]
+    assert "__cxa__" not in out.markdown
+    assert out.markdown.startswith("**Lines 4–14 of utils.py**\n\nWraps `func`")
+    assert "- **Takes:** `func`, the function to wrap." in out.markdown
+    assert any("__cxa__" in r["text"] for r in out.removed)
+    assert drafts and drafts[0].startswith("**Lines 4–14 of utils.py**\n\nSummary:")  # unchecked
+    assert out.raw.startswith("Summary: Reads the `__cxa__`")
+
+
+def test_without_a_repair_round_the_reader_is_told_plainly() -> None:
+    model, _ = scripted(CXA)
+    request = ExplainRequest(SAFECALL_FILE, "python", AT_SAFECALL, AT_SAFECALL, "utils.py")
+    out = explain(model, request, CancelToken(), repair_rounds=0)
+    assert out.ok and not out.reliable and out.model_calls == 1
+    assert UNRELIABLE_TEXT in out.markdown and "__cxa__" not in out.markdown
+    assert "- **Returns:** the value of `update_wrapper(wrapper, func)`." in out.markdown
+
+
+def test_a_repeated_paragraph_never_reaches_the_reader() -> None:
+    para = "It wraps `func` so that exceptions are swallowed. The wrapper returns `None` then."
+    again = para.replace("so that", "so")
+    model, _ = scripted("\n\n".join([para, again, para]) + "\n\nIt keeps the na")
+    request = ExplainRequest(SAFECALL_FILE, "python", AT_SAFECALL, AT_SAFECALL, "utils.py")
+    out = explain(model, request, CancelToken(), style="prose")
+    assert out.markdown == "**Lines 4–14 of utils.py**\n\n" + para

@@ -499,7 +499,12 @@ def prose_claim_problem(sentence: str, sig: Signature) -> str:
             for n in code_names:
                 if n not in sig.param_names and n.split(".")[0] not in sig.param_names:
                     return f"`{n}` is not a parameter of {what}"
-    if sig.returns_known and sig.kind != "class":
+    about_it = re.match(
+        rf"^\W*(it|this|the (function|method|code)|`?{re.escape(sig.name or 'it')}`?)\b",
+        sentence,
+        re.IGNORECASE,
+    )
+    if sig.returns_known and sig.kind != "class" and about_it:
         if sig.returns_value and _PROSE_NO_RETURN_RE.search(sentence):
             return f"{what} returns a value"
         if not sig.is_generator and _PROSE_YIELDS_RE.search(sentence):
@@ -521,6 +526,7 @@ _CONSTRUCTS: tuple[tuple[re.Pattern[str], str, tuple[type[ast.AST], ...]], ...] 
     (re.compile(r"\bcontext manager|\bwith statement", re.I), "`with` statement", (ast.With,)),
 )
 _RECURSION_RE = re.compile(r"\brecursi(ve|vely|on)\b", re.I)
+_DOCSTRING_RE = re.compile(r"\bdocstring", re.I)
 
 
 def python_constructs(code: str) -> tuple[set[type[ast.AST]], set[str]] | None:
@@ -531,6 +537,12 @@ def python_constructs(code: str) -> tuple[set[type[ast.AST]], set[str]] | None:
         return None
     kinds: set[type[ast.AST]] = set()
     called: set[str] = set()
+    if any(
+        ast.get_docstring(n, clean=False) is not None
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module)
+    ):
+        called.add("<docstring>")
     for node in ast.walk(tree):
         kinds.add(type(node))
         if isinstance(node, ast.Call):
@@ -547,6 +559,8 @@ def construct_problem(
     for pattern, words, nodes in _CONSTRUCTS:
         if pattern.search(sentence) and not any(n in kinds for n in nodes):
             return f"the code has no {words}"
+    if _DOCSTRING_RE.search(sentence) and "<docstring>" not in called:
+        return "the code has no docstring"
     if name and _RECURSION_RE.search(sentence) and name not in called:
         return f"`{name}` does not call itself"
     return ""
@@ -669,7 +683,8 @@ class _Judge:
     def sentence(self, sentence: str, prose_claims: bool = True) -> str | None:
         """The sentence to keep (maybe shortened), or None when it is dropped."""
         sentence = drop_repeated_clauses(sentence)
-        if any(near_duplicate(sentence, k) for k in self.kept):
+        seen = [*self.kept, *(r.text for r in self.removed)]
+        if any(near_duplicate(sentence, k) for k in seen):
             self.removed.append(Removed(sentence, "repeats an earlier sentence"))
             return None
         self.claims += 1
@@ -695,6 +710,9 @@ class _Judge:
 def check_prose(raw: str, facts: CodeFacts, cut: bool) -> CheckedExplanation:
     """Free prose: drop ungrounded, wrong and repeated sentences; end on a whole sentence."""
     judge = _Judge(facts)
+    last_line = raw.strip().rsplit("\n", 1)[-1].strip()
+    plain_last = bool(last_line) and not re.match(r"^([-*#>|]|\d+\.|```)", last_line)
+    cut = cut or plain_last  # prose that stops without a full stop stopped mid-sentence
     text = complete_ending(raw) if cut else raw.strip()
     if cut and text != raw.strip():
         judge.removed.append(
