@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT / "server"))
 from wren.config import CompletionSettings, ModelSettings, Settings  # noqa: E402
 from wren.engine.completion import CompletionDetails, CompletionEngine  # noqa: E402
 from wren.engine.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
+from wren.errors import GenerationError  # noqa: E402
 from wren.remote import RemoteBackend  # noqa: E402
 
 # Latency, not the 2 s cut-off: a generous budget so a queued request still completes.
@@ -145,6 +146,7 @@ def load(
 ) -> dict[str, Any]:
     settings = SETTINGS
     latencies: list[float] = []
+    errors: list[str] = []
     lock = threading.Lock()
     tokens_before = stats()["tokens"] if stats else 0
 
@@ -156,9 +158,14 @@ def load(
             snap = Snapshot(uri=f"{snap.uri}#{k}", text=snap.text, offset=snap.offset)
             details = CompletionDetails(uri=snap.uri, line=0, character=0, version=0)
             t0 = time.perf_counter()
-            engine.complete(snap, settings, CancelToken(), details)
-            with lock:
-                latencies.append(time.perf_counter() - t0)
+            try:
+                engine.complete(snap, settings, CancelToken(), details)
+            except GenerationError as err:  # counted; the typist goes on
+                with lock:
+                    errors.append(str(err))
+            else:
+                with lock:
+                    latencies.append(time.perf_counter() - t0)
             time.sleep(rng.uniform(0.1, 0.3))  # typing on before the next request
 
     t0 = time.perf_counter()
@@ -171,7 +178,9 @@ def load(
     tokens = (stats()["tokens"] - tokens_before) if stats else 0
     return {
         "typists": typists,
-        "requests": len(latencies),
+        "requests": len(latencies) + len(errors),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
         "mean_ms": statistics.mean(latencies) * 1000,
