@@ -10,6 +10,7 @@
   slow       waits `slow_s` before answering at all (headers included)
   malformed  a 200 event stream whose event is not JSON
   wrong      /v1/models lists another model
+  stall      one event, then silence for `slow_s`
   hang       one event, then keep-alive comments until the client goes away (counted)
 """
 
@@ -124,6 +125,10 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 self.connection.close()
                 return
+            elif fault == "stall":
+                out.write(_event("    return"))
+                out.flush()
+                time.sleep(state.slow_s)
             elif fault == "hang":
                 out.write(_event("    return"))
                 out.flush()

@@ -97,6 +97,13 @@ def test_first_byte_timeout_for_long_budgets(faults: FaultServer) -> None:
         b.generate("x", PARAMS, CancelToken())
 
 
+def test_a_stream_that_stalls_is_an_error(faults: FaultServer) -> None:
+    b = backend(faults, "stall")
+    b.first_byte_timeout_s = 0.3
+    with pytest.raises(GenerationError, match=r"stopped sending .* nothing for 0.3 s"):
+        b.generate("x", PARAMS, CancelToken())
+
+
 def test_malformed_stream(faults: FaultServer) -> None:
     b = backend(faults, "malformed")
     with pytest.raises(GenerationError, match="malformed stream"):

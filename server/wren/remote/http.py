@@ -194,7 +194,7 @@ class Stream:
             except TimeoutError as err:
                 raise GenerationError(
                     f"The inference server at {self.ep.url} stopped sending in the middle of "
-                    "an answer."
+                    f"an answer (nothing for {self.conn.timeout or 0:g} s; overloaded?)."
                 ) from err
             except (OSError, ValueError, http.client.HTTPException) as err:
                 if self.aborted:
