@@ -189,7 +189,6 @@ def summarize(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
 
 def load() -> tuple[Any, Any]:
     from eval_common import load_backend
-
     from wren.engine.actions.llm import ActionModel
 
     backend = load_backend()
@@ -199,6 +198,7 @@ def load() -> tuple[Any, Any]:
 def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
     from wren.engine.actions.explain import ExplainRequest, explain
     from wren.engine.actions.explain_checks import CodeFacts
+    from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER
     from wren.engine.types import CancelToken
 
     text = Path(item.path).read_text(encoding="utf-8")
@@ -211,7 +211,8 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
     out = explain(model, request, CancelToken(), style=style, repair_rounds=0)
     seconds = time.perf_counter() - t0
     code = "\n".join(lines[out.first_line - 1 : out.last_line]) + "\n"
-    facts = CodeFacts(code, text, "python", out.first_line, name)
+    example = EXPLAIN_EXAMPLE_ANSWER if style == "structured" else ""
+    facts = CodeFacts(code, text, "python", out.first_line, name, example)
     return {
         "function": f"{item.module}:{item.name}",
         "lines": item.last - item.first + 1,
@@ -227,6 +228,43 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
         "raw": out.raw,
         "markdown": out.markdown,
     }
+
+
+def rescore(path: str, model: Any, max_tokens: int) -> dict[str, list[dict[str, Any]]]:
+    """Score a saved run's generations again with the current check (no generation): the same
+    model text, checked by today's `explain_checks`."""
+    from wren.engine.actions.explain import STRUCTURED_MAX_TOKENS, header_for
+    from wren.engine.actions.explain_checks import (
+        CodeFacts,
+        check_explanation,
+        unreliable_body,
+    )
+    from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER, EXPLAIN_PREFILL
+
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))["results"]
+    suite = {f"{i.module}:{i.name}": i for i in build_suite()}
+    for style, rows in saved.items():
+        budget = min(max_tokens, STRUCTURED_MAX_TOKENS) if style == "structured" else max_tokens
+        for row in rows:
+            item = suite[row["function"]]
+            text = Path(item.path).read_text(encoding="utf-8")
+            lines = text.split("\n")
+            code = "\n".join(lines[item.first - 1 : item.last]) + "\n"
+            name = Path(item.path).name
+            example = EXPLAIN_EXAMPLE_ANSWER if style == "structured" else ""
+            facts = CodeFacts(code, text, "python", item.first, name, example)
+            generated = row["raw"].removeprefix(EXPLAIN_PREFILL if style == "structured" else "")
+            cut = model.tokens(generated) >= budget - 2  # it ran to the token limit
+            t0 = time.perf_counter()
+            checked = check_explanation(row["raw"], facts, style, cut=cut)
+            row["check_s"] = round(time.perf_counter() - t0, 4)
+            body = checked.body if checked.reliable else unreliable_body(checked)
+            row["markdown"] = header_for(item.first, item.last, name) + body
+            row["reliable"] = checked.reliable
+            row["removed"] = len(checked.removed)
+            row["before"] = score(row["raw"], facts, style)
+            row["after"] = score(body, facts, style)
+    return saved
 
 
 def uptime() -> str:
@@ -278,6 +316,7 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print the suite and exit")
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_explain.json"))
     ap.add_argument("--write-benchmarks", action="store_true")
+    ap.add_argument("--rescore", default="", help="check a saved run's texts again, no model run")
     args = ap.parse_args()
     suite = build_suite()
     if args.limit:
@@ -291,7 +330,9 @@ def main() -> int:
     model.max_text_tokens = args.max_tokens
     results: dict[str, list[dict[str, Any]]] = {}
     t0 = time.perf_counter()
-    for style in args.styles.split(","):
+    if args.rescore:
+        results = rescore(args.rescore, model, args.max_tokens)
+    for style in [] if args.rescore else args.styles.split(","):
         results[style] = []
         for n, item in enumerate(suite, 1):
             row = run_one(model, item, style)

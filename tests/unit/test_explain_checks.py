@@ -314,3 +314,21 @@ def test_a_repeated_paragraph_never_reaches_the_reader() -> None:
     request = ExplainRequest(SAFECALL_FILE, "python", AT_SAFECALL, AT_SAFECALL, "utils.py")
     out = explain(model, request, CancelToken(), style="prose")
     assert out.markdown == "**Lines 4–14 of utils.py**\n\n" + para
+
+
+def test_copying_the_worked_example_and_dangling_intros_are_dropped() -> None:
+    from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER
+
+    facts = CodeFacts(CIRCLE, CIRCLE_FILE, "python", 4, "a.py", EXPLAIN_EXAMPLE_ANSWER)
+    raw = (
+        "Summary: Computes the area of a circle.\nTakes: `r`.\nReturns: the area.\n"
+        "Notes: The whole file is read into memory at once (line 4). The formula is below:"
+    )
+    out = check_explanation(raw, facts, "structured")
+    assert not out.fields.get("Notes") and "Notes" not in out.body
+    assert [r.reason for r in out.removed] == [
+        "copies the example in the prompt",
+        "introduces text that is not there",
+    ]
+    method = signature_of("    def close(self):\n        self.closed = True\n", "python")
+    assert method is not None and takes_problem("nothing besides `self`.", method) == ""

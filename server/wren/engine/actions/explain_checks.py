@@ -139,6 +139,7 @@ class Signature:
     return_lines: tuple[int, ...] = ()
     return_annotation: str = ""
     returns_known: bool = True  # False where a language returns implicitly (Rust)
+    receiver: str = ""  # "self" / "cls" of a method
 
     @property
     def param_names(self) -> set[str]:
@@ -147,7 +148,7 @@ class Signature:
     def takes_text(self) -> str:
         """The Takes field as the signature says it."""
         if not self.params:
-            return "nothing" + (" besides `self`." if self.kind == "method" else ".")
+            return "nothing" + (f" besides `{self.receiver}`." if self.receiver else ".")
         return "; ".join(p.describe() for p in self.params) + "."
 
     def returns_text(self) -> str:
@@ -226,6 +227,7 @@ def _python_signature(code: str, first_line: int) -> Signature | None:
         return_exprs=tuple(exprs),
         return_lines=tuple(lines),
         return_annotation=annotation,
+        receiver=positional[0].arg if is_method else "",
     )
 
 
@@ -439,7 +441,8 @@ def takes_problem(takes: str, sig: Signature) -> str:
     if wrong:
         return f"`{wrong[0]}` is not a parameter of {what}"
     if not sig.params:
-        if listed or _BACKTICK_RE.search(takes) or not _SAYS_NO_PARAMS_RE.search(takes):
+        named = [n for n in _BACKTICK_RE.findall(takes) if n not in ("self", "cls")]
+        if listed or named or not _SAYS_NO_PARAMS_RE.search(takes):
             return f"{what} takes no parameters"
         return ""
     if _SAYS_NO_PARAMS_RE.search(takes) and not listed:
@@ -645,6 +648,7 @@ class CheckedExplanation:
     filled: list[str] = field(default_factory=list)  # fields taken from the code
     claims: int = 0  # the model's sentences/fields that were judged
     wrong: int = 0  # of those, wrong (not duplicates)
+    code_fields: dict[str, str] = field(default_factory=dict)  # Takes/Returns from the code
 
     @property
     def repair_reasons(self) -> list[str]:
@@ -660,6 +664,7 @@ class CodeFacts:
     language_id: str
     first_line: int = 1
     display_name: str = ""
+    example: str = ""  # the worked example in the prompt: copying it is not explaining
 
     def known(self) -> Known:
         return Known.of(self.code, self.file_text, self.language_id, self.display_name)
@@ -679,6 +684,11 @@ class _Judge:
         self.removed: list[Removed] = []
         self.claims = 0
         self.wrong = 0
+        self.example = [
+            s
+            for line in facts.example.split("\n")
+            for s in split_sentences(_FIELD_RE.sub(r"\2", line))
+        ]
 
     def sentence(self, sentence: str, prose_claims: bool = True) -> str | None:
         """The sentence to keep (maybe shortened), or None when it is dropped."""
@@ -688,6 +698,10 @@ class _Judge:
             self.removed.append(Removed(sentence, "repeats an earlier sentence"))
             return None
         self.claims += 1
+        if any(near_duplicate(sentence, e) for e in self.example):
+            self.wrong += 1
+            self.removed.append(Removed(sentence, "copies the example in the prompt"))
+            return None
         missing = missing_names(sentence, self.known)
         if missing:
             self.wrong += 1
@@ -735,7 +749,20 @@ def check_prose(raw: str, facts: CodeFacts, cut: bool) -> CheckedExplanation:
             paragraphs.append("\n".join(lines))
     body = "\n\n".join(paragraphs)
     reliable = bool(judge.kept) and judge.wrong <= UNRELIABLE_SHARE * max(1, judge.claims)
-    return CheckedExplanation(body, judge.removed, reliable, claims=judge.claims, wrong=judge.wrong)
+    return CheckedExplanation(
+        body,
+        judge.removed,
+        reliable,
+        claims=judge.claims,
+        wrong=judge.wrong,
+        code_fields=_code_fields(judge.sig),
+    )
+
+
+def _code_fields(sig: Signature | None) -> dict[str, str]:
+    if sig is None:
+        return {}
+    return {"Takes": sig.takes_text(), "Returns": sig.returns_text()}
 
 
 def _blocks(text: str) -> list[str]:
@@ -811,6 +838,8 @@ def check_structured(raw: str, facts: CodeFacts, cut: bool) -> CheckedExplanatio
         ]
         claims = name in ("Summary", "Notes")
         kept = [k for s in sentences if (k := judge.sentence(s, prose_claims=claims))]
+        while kept and kept[-1].rstrip("*").endswith(":"):  # introduces what never came
+            judge.removed.append(Removed(kept.pop(), "introduces text that is not there"))
         out[name] = " ".join(kept)
     sig = judge.sig
     if sig is not None:
@@ -845,6 +874,7 @@ def check_structured(raw: str, facts: CodeFacts, cut: bool) -> CheckedExplanatio
         filled=filled,
         claims=judge.claims,
         wrong=judge.wrong,
+        code_fields=_code_fields(sig),
     )
 
 
@@ -861,7 +891,7 @@ def render_structured(fields: dict[str, str]) -> str:
 
 def unreliable_body(checked: CheckedExplanation) -> str:
     """What to show when too little of the model's text survived: say so, plus code facts."""
-    facts = {k: checked.fields[k] for k in checked.filled if k in checked.fields}
+    facts = checked.code_fields
     text = f"_{UNRELIABLE_TEXT}_"
     if facts:
         text += "\n\nFrom the code itself:\n\n" + "\n".join(
