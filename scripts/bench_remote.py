@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT / "server"))
 
 from wren.config import CompletionSettings, ModelSettings, Settings  # noqa: E402
 from wren.engine.completion import CompletionDetails, CompletionEngine  # noqa: E402
-from wren.engine.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
 from wren.errors import GenerationError  # noqa: E402
 from wren.remote import RemoteBackend  # noqa: E402
+from wren.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
 
 # Latency, not the 2 s cut-off: a generous budget so a queued request still completes.
 SETTINGS = Settings(completion=CompletionSettings(timeBudgetMs=60000))
