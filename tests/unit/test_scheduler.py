@@ -268,3 +268,36 @@ def test_never_two_forward_passes_at_once_with_nested_priorities() -> None:
     assert model.passes > 60
     assert model.peak == 1
     sched.close()
+
+
+def test_before_job_hook_sees_each_jobs_priority_and_the_resume() -> None:
+    """The hook runs before every job, and again when a batch job resumes after a nested
+    interactive one (so thread settings follow the job that runs)."""
+    seen: list[int] = []
+    sched = Scheduler(before_job=seen.append)
+    started = threading.Event()
+    release = threading.Event()
+
+    def batch(cancel: CancelToken) -> str:
+        started.set()
+        release.wait(10)
+        cancel.checkpoint()  # the interactive job runs here
+        return "batch"
+
+    fut_b, _ = sched.submit(batch, BATCH)
+    assert started.wait(10)
+    fut_i, _ = sched.submit(lambda c: "interactive", INTERACTIVE)
+    release.set()
+    assert fut_b.result(10) == "batch" and fut_i.result(10) == "interactive"
+    assert seen == [BATCH, INTERACTIVE, BATCH]
+    sched.close()
+
+
+def test_a_failing_before_job_hook_costs_no_job() -> None:
+    def hook(priority: int) -> None:
+        raise RuntimeError("broken hook")
+
+    sched = Scheduler(before_job=hook)
+    fut, _ = sched.submit(lambda c: 42, INTERACTIVE)
+    assert fut.result(10) == 42
+    sched.close()

@@ -47,7 +47,11 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self) -> None:
+    def __init__(self, before_job: Callable[[int], None] | None = None) -> None:
+        """`before_job(priority)` runs on the worker before each job (and again when a paused
+        job resumes after nested ones): the composition root uses it to give interactive work
+        more threads than batch and background work."""
+        self._before_job = before_job
         self._queue: list[_Job] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
@@ -136,6 +140,7 @@ class Scheduler:
         if job.priority > INTERACTIVE:
             job.cancel.checkpoint = lambda: self._run_urgent(job.priority)
         self._running.append(job)
+        self._prepare(job.priority)
         try:
             result = job.fn(job.cancel)
         except BaseException as err:  # delivered to the awaiting request
@@ -144,9 +149,19 @@ class Scheduler:
             _settle(job.future, result=result)
         finally:
             self._running.remove(job)
+            if self._running:  # a paused job goes on with its own settings
+                self._prepare(self._running[-1].priority)
             self._release_key(job)
             with self._cond:
                 self._cond.notify_all()  # wake `wait_idle`
+
+    def _prepare(self, priority: int) -> None:
+        if self._before_job is None:
+            return
+        try:
+            self._before_job(priority)
+        except Exception:  # a failing hook must not cost the job
+            log.exception("before_job hook failed")
 
     def _run_urgent(self, below: int) -> None:
         while (job := self._pop_urgent(below)) is not None:
