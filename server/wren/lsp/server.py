@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from wren import __version__
 from wren.config import Settings
 from wren.context.documents import UTF16, DocumentStore
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.engine.scheduler import Scheduler
+from wren.engine.scheduler import INTERACTIVE, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ class WrenServer(LanguageServer):
         self.workspace_root: str | None = None
         self.encoding = UTF16
         self.documents = DocumentStore()
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(before_job=_threads_for_job)
         self.engine: CompletionEngine | None = None
         self.backend: Any = None
         self.model_state = ModelState()
@@ -204,3 +205,12 @@ class WrenServer(LanguageServer):
                 self.window_show_message(
                     types.ShowMessageParams(type=types.MessageType.Warning, message=problem)
                 )
+
+
+def _threads_for_job(priority: int) -> None:
+    """Interactive jobs get every core, batch and background work half (model/threads.py).
+    Only when torch is in use: a remote backend never loads it."""
+    if "torch" in sys.modules:
+        from wren.model.threads import use_threads
+
+        use_threads(interactive=priority == INTERACTIVE)

@@ -156,17 +156,11 @@ def choose_device(setting: str) -> str:
 
 
 def configure_threads() -> int:
-    """Intra-op threads: `WREN_THREADS`, else half the cores (the editor needs the rest).
+    """Threads for loading and for jobs run outside the scheduler: the interactive setting
+    (`model/threads.py` says why; the scheduler switches per job class)."""
+    from wren.model.threads import use_threads
 
-    OpenMP threads that outnumber free cores spin against each other: measured here, 2 threads
-    on a 2-core machine with one core busy made a 33-token prefill 20x slower than 1 thread.
-    """
-    import torch
-
-    env = os.environ.get("WREN_THREADS", "")
-    threads = int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 2) // 2)
-    torch.set_num_threads(threads)
-    return threads
+    return use_threads(interactive=True)
 
 
 def choose_dtype(device: str) -> Any:
