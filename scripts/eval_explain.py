@@ -199,7 +199,7 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
     from wren.engine.actions.explain import ExplainRequest, explain
     from wren.engine.actions.explain_checks import CodeFacts
     from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER
-    from wren.engine.types import CancelToken
+    from wren.types import CancelToken
 
     text = Path(item.path).read_text(encoding="utf-8")
     lines = text.split("\n")

@@ -659,9 +659,9 @@ def _special_tokens() -> list[str]:
 
 
 def _clean(record: dict[str, Any], task: Task, mode: str, special: list[str]) -> str:
+    from wren.cards import load_cards
     from wren.engine.postprocess import clean_completion
     from wren.types import Mode
-    from wren.cards import load_cards
 
     card = next(c for c in load_cards() if c.family == "smollm")
     stops = (*card.stop, *card.stop_inline, *(() if mode == "single-line" else MULTI_LINE_STOPS))

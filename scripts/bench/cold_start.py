@@ -20,9 +20,9 @@ def main() -> None:
     t_main = time.time()
     from wren.config import Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.types import CancelToken, Snapshot
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
+    from wren.types import CancelToken, Snapshot
 
     t_imports = time.time()
     loaded = load_model()

@@ -16,8 +16,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from wren.types import CancelToken, GenerationParams, GenerationResult
 from wren.errors import GenerationCancelled
+from wren.types import CancelToken, GenerationParams, GenerationResult
 
 SERVER = Path(__file__).with_name("llama_server.py")
 

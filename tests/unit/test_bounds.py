@@ -24,6 +24,7 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
+from wren.cards import ModelCard
 from wren.config import CompletionSettings, Settings
 from wren.engine.actions.explain import ExplainRequest, explain
 from wren.engine.actions.fix import FixRequest, fix
@@ -31,9 +32,8 @@ from wren.engine.actions.generate import GenerateRequest, generate
 from wren.engine.actions.llm import ActionModel
 from wren.engine.actions.loop import VerifyOptions
 from wren.engine.completion import CompletionDetails, CompletionEngine
-from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
 from wren.errors import GenerationCancelled
-from wren.cards import ModelCard
+from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
 
 T = TypeVar("T")
 HANG = 120.0  # a watchdog, not a performance bound: only a generation that never ends hits it

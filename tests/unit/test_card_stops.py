@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from wren.cards import ModelCard, load_cards
 from wren.config import Settings
 from wren.engine.actions.llm import ActionModel, ask_for_text
 from wren.engine.completion import CompletionDetails, CompletionEngine
 from wren.types import CancelToken, GenerationParams, GenerationResult, Snapshot
-from wren.cards import ModelCard, load_cards
 
 
 def card_named(family: str) -> ModelCard:

@@ -265,7 +265,7 @@ def test_when_too_little_survives_say_so_plainly() -> None:
 from tests.unit.test_actions_pipeline import ScriptedBackend  # noqa: E402
 from wren.engine.actions.explain import ExplainRequest, explain  # noqa: E402
 from wren.engine.actions.llm import ActionModel  # noqa: E402
-from wren.engine.types import CancelToken  # noqa: E402
+from wren.types import CancelToken  # noqa: E402
 
 CXA = (
     " Reads the `__cxa__` attribute of the `__cxa__` class.\nTakes: `__cxa__`, the class.\n"

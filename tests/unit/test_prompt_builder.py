@@ -1,8 +1,8 @@
 """Prompt window: fits the budget, starts on a stable line while the user types."""
 
+from wren.cards import ModelCard
 from wren.engine.prompt.builder import START_QUANTUM, _stable_window_start, build_completion_prompt
 from wren.types import Snapshot
-from wren.cards import ModelCard
 
 CARD = ModelCard(family="t", file_header="<filename>{path}\n")
 

@@ -254,7 +254,10 @@ def test_the_engine_reranks_the_real_backend_through_the_protocol(backend: Any) 
     assert isinstance(backend, SlotReranker)
     assert not isinstance(ScriptedBackend("x"), SlotReranker)
     engine = CompletionEngine(backend, _smollm_card())
-    doc = "def mean(values):\n    total = 0\n    for v in values:\n        total = \n    return total\n"
+    doc = (
+        "def mean(values):\n    total = 0\n    for v in values:\n        total = \n"
+        "    return total\n"
+    )
     cursor = doc.index("total = \n") + len("total = ")
     snapshot = Snapshot("file:///t.py", doc, cursor)
     details = CompletionDetails("file:///t.py", 3, 16, 0)

@@ -43,8 +43,8 @@ from wren.engine.actions.sandbox import (
     verification_status,
 )
 from wren.engine.scheduler import BATCH, INTERACTIVE, Scheduler
-from wren.types import CancelToken
 from wren.errors import GenerationCancelled
+from wren.types import CancelToken
 
 ROOT = Path(__file__).resolve().parents[2]
 

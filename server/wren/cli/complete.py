@@ -37,8 +37,8 @@ def complete_cmd(
     setup_logging(quiet=True)
     from wren.config import CompletionSettings, Settings
     from wren.engine.completion import CompletionDetails, CompletionEngine
-    from wren.types import CancelToken
     from wren.model.generation import TransformersBackend
+    from wren.types import CancelToken
 
     source = read_source(file, language)
     check_lines(source, line)

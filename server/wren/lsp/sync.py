@@ -10,9 +10,9 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from wren.engine.scheduler import BACKGROUND, BATCH
-from wren.types import CancelToken, Snapshot
 from wren.errors import GenerationCancelled
 from wren.lsp.server import WrenServer
+from wren.types import CancelToken, Snapshot
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from wren.types import Snapshot
 from wren.cards import ModelCard
+from wren.types import Snapshot
 
 START_QUANTUM = 32  # lines
 CHARS_PER_TOKEN_GUESS = 3  # conservative: code is ~3-4 chars per token
