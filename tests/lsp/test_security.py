@@ -117,7 +117,7 @@ def test_no_unpickling_eval_processes_or_network_outside_the_sandbox() -> None:
 
 
 def test_the_allowed_exceptions_still_exist() -> None:
-    """An exception that no longer matches anything is stale: remove it (and its SECURITY.md line)."""
+    """An exception that matches nothing any more is stale: remove it and its SECURITY.md line."""
     for path, kinds in ALLOWED.items():
         found = {
             what
