@@ -397,8 +397,9 @@ async function explain(page) {
       firstTextMs = Date.now() - started;
       log(`explanation text appeared after ${firstTextMs} ms`);
     }
-    if ((text && status === null) || (status && !status.startsWith("Explaining"))) {
-      break; // done (the final answer replaced the streaming status line), failed or cancelled
+    const streaming = status && (status.startsWith("Explaining") || status.startsWith("Draft"));
+    if ((text && status === null) || (status && !streaming)) {
+      break; // done (the checked answer replaced the draft's status line), failed or cancelled
     }
     await sleep(250);
   }

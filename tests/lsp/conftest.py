@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -84,6 +85,23 @@ async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     assert st["state"] == "ready", st
     yield
     await lsp_client.shutdown_session()
+
+
+_EXPLAIN_CHUNKS: dict[str, list[dict[str, Any]]] = {}
+
+
+@pytest.fixture(scope="session")
+def explain_chunks(client: LanguageClient) -> dict[str, list[dict[str, Any]]]:
+    """`wren/explainChunk` notifications by id, for every module of the session (a client takes
+    one handler per notification, so there is exactly one collector)."""
+
+    def on_chunk(ls: LanguageClient, params: Any) -> None:
+        chunk = plain(params)
+        _EXPLAIN_CHUNKS.setdefault(chunk["id"], []).append(chunk)
+
+    with contextlib.suppress(Exception):  # registered once per client
+        client.feature("wren/explainChunk")(on_chunk)
+    return _EXPLAIN_CHUNKS
 
 
 @pytest.fixture(scope="session")

@@ -42,22 +42,6 @@ def count_words(path):
 
 BROKEN = "def add(a, b)\n    return a + b\n"
 
-_chunks: dict[str, list[dict[str, Any]]] = {}
-
-
-@pytest.fixture(scope="module")
-def chunk_log(client: LanguageClient) -> dict[str, list[dict[str, Any]]]:
-    """`wren/explainChunk` notifications by id."""
-
-    def on_chunk(ls: LanguageClient, params: Any) -> None:
-        chunk = _plain(params)
-        _chunks.setdefault(chunk["id"], []).append(chunk)
-
-    # already registered when an earlier module run in this session registered it
-    with contextlib.suppress(Exception):
-        client.feature("wren/explainChunk")(on_chunk)
-    return _chunks
-
 
 def _rng(l0: int, c0: int, l1: int, c1: int) -> dict[str, Any]:
     return {"start": {"line": l0, "character": c0}, "end": {"line": l1, "character": c1}}
@@ -104,7 +88,7 @@ def parses(text: str) -> bool:
 
 
 async def test_explain_function_streams_markdown(
-    client: LanguageClient, chunk_log: dict[str, list[dict[str, Any]]]
+    client: LanguageClient, explain_chunks: dict[str, list[dict[str, Any]]]
 ) -> None:
     uri = open_doc(client, FUNCTION, name="words.py")
     chunk_id = uuid.uuid4().hex
@@ -123,7 +107,7 @@ async def test_explain_function_streams_markdown(
     assert len(markdown) > 80
     assert result["range"]["start"]["line"] == 3  # the enclosing function, 0-based
     await asyncio.sleep(0.2)
-    chunks = chunk_log.get(chunk_id, [])
+    chunks = explain_chunks.get(chunk_id, [])
     assert chunks and chunks[-1]["done"] is True and chunks[-1]["markdown"] == markdown
     assert any(not c["done"] for c in chunks), "the explanation was not streamed"
     kinds = [type(v).__name__ for v in client.progress_reports[token]]
@@ -397,7 +381,7 @@ async def test_completion_is_served_while_a_fix_runs(client: LanguageClient) -> 
 
 
 async def test_cancel_explain_mid_stream(
-    client: LanguageClient, chunk_log: dict[str, list[dict[str, Any]]]
+    client: LanguageClient, explain_chunks: dict[str, list[dict[str, Any]]]
 ) -> None:
     uri = open_doc(client, LONG_FUNCTION)
     chunk_id = uuid.uuid4().hex
@@ -405,16 +389,18 @@ async def test_cancel_explain_mid_stream(
         client, "wren.server.explain", {"uri": uri, "range": _rng(0, 0, 42, 0), "id": chunk_id}
     )
     for _ in range(600):  # wait for the first streamed chunk: the model is mid-way
-        if chunk_log.get(chunk_id):
+        if explain_chunks.get(chunk_id):
             break
         await asyncio.sleep(0.1)
-    assert chunk_log.get(chunk_id), "no explainChunk arrived"
+    assert explain_chunks.get(chunk_id), "no explainChunk arrived"
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
     with pytest.raises(JsonRpcException) as err:
         await asyncio.wait_for(fut, timeout=60)
     assert err.value.code == REQUEST_CANCELLED
     await asyncio.sleep(0.5)
-    assert not any(c["done"] and c["markdown"].startswith("**Lines") for c in chunk_log[chunk_id])
+    assert not any(
+        c["done"] and c["markdown"].startswith("**Lines") for c in explain_chunks[chunk_id]
+    )
 
 
 # -- Bad input ------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import keyword
 import re
 import uuid
@@ -57,19 +56,6 @@ def _safecall(func: t.Callable[P, R]) -> t.Callable[P, R | None]:
 CIRCLE_FILE = "import math\n\n\ndef circle_area(r):\n    return math.pi * r * r\n"
 WORDS = set(dir(builtins)) | set(keyword.kwlist) | {"self", "cls"}
 
-_chunks: dict[str, list[dict[str, Any]]] = {}
-
-
-@pytest.fixture(scope="module")
-def chunks(client: LanguageClient) -> dict[str, list[dict[str, Any]]]:
-    def on_chunk(ls: LanguageClient, params: Any) -> None:
-        chunk = _plain(params)
-        _chunks.setdefault(chunk["id"], []).append(chunk)
-
-    with contextlib.suppress(Exception):  # another module registered it first
-        client.feature("wren/explainChunk")(on_chunk)
-    return _chunks
-
 
 def configure(client: LanguageClient, style: str) -> None:
     settings = {"wren": {**SESSION_SETTINGS, "explain": {"style": style}}}
@@ -116,7 +102,7 @@ def sentences(markdown: str) -> list[str]:
 )
 async def test_every_name_in_the_explanation_exists_in_the_file(
     client: LanguageClient,
-    chunks: dict[str, list[dict[str, Any]]],
+    explain_chunks: dict[str, list[dict[str, Any]]],
     text: str,
     line: int,
     name: str,
@@ -130,7 +116,7 @@ async def test_every_name_in_the_explanation_exists_in_the_file(
     assert not invented, (invented, markdown)
     # The structured form's fields, whether the model's or (when it was wrong) the code's own.
     assert "- **Takes:**" in markdown and "- **Returns:**" in markdown, markdown
-    streamed = chunks.get(chunk_id, [])
+    streamed = explain_chunks.get(chunk_id, [])
     assert streamed and streamed[-1] == {
         "id": chunk_id, "markdown": markdown, "done": True, "checked": True
     }  # fmt: skip
@@ -140,7 +126,7 @@ async def test_every_name_in_the_explanation_exists_in_the_file(
 
 
 async def test_no_repeated_sentence_or_paragraph_reaches_the_client(
-    client: LanguageClient, chunks: dict[str, list[dict[str, Any]]]
+    client: LanguageClient, explain_chunks: dict[str, list[dict[str, Any]]]
 ) -> None:
     # Prose, 160 tokens: where the small model loops ("It returns a new function that takes a
     # single argument and returns a new function that ...").
@@ -149,7 +135,7 @@ async def test_no_repeated_sentence_or_paragraph_reaches_the_client(
         for text, line, name in ((SAFECALL_FILE, 7, "safe.py"), (CIRCLE_FILE, 3, "area.py")):
             result, chunk_id = await explain_at(client, text, line, name)
             assert result["ok"] is True
-            final = chunks[chunk_id][-1]
+            final = explain_chunks[chunk_id][-1]
             assert final["done"] and final["markdown"] == result["markdown"]
             said = sentences(final["markdown"])
             for i, s in enumerate(said):
@@ -161,7 +147,7 @@ async def test_no_repeated_sentence_or_paragraph_reaches_the_client(
 
 
 async def test_cancel_mid_way_sends_no_checked_text_and_writes_nothing(
-    client: LanguageClient, chunks: dict[str, list[dict[str, Any]]]
+    client: LanguageClient, explain_chunks: dict[str, list[dict[str, Any]]]
 ) -> None:
     path = Path(__file__).parent / "workspace" / "explain_cancel_me.py"
     uri = open_doc(client, LONG_FUNCTION, uri=path.as_uri())
@@ -171,14 +157,14 @@ async def test_cancel_mid_way_sends_no_checked_text_and_writes_nothing(
         client, "wren.server.explain", {"uri": uri, "range": rng, "id": chunk_id}
     )
     for _ in range(600):
-        if chunks.get(chunk_id):
+        if explain_chunks.get(chunk_id):
             break
         await asyncio.sleep(0.1)
-    assert chunks.get(chunk_id), "no draft arrived"
+    assert explain_chunks.get(chunk_id), "no draft arrived"
     client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
     with pytest.raises(JsonRpcException) as err:
         await asyncio.wait_for(fut, timeout=60)
     assert err.value.code == REQUEST_CANCELLED
     await asyncio.sleep(0.5)
-    assert not any(c.get("checked") for c in chunks[chunk_id])
+    assert not any(c.get("checked") for c in explain_chunks[chunk_id])
     assert not path.exists()  # explain never writes a file
