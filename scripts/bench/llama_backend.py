@@ -8,6 +8,7 @@ scripts/bench/llama_server.py; cancellation reaches it between two tokens.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import subprocess
 import threading
@@ -29,8 +30,11 @@ class LlamaCppBackend:
     def __init__(self, python: str, model: Path, tokenizer_backend: Any, threads: int) -> None:
         self.tok = tokenizer_backend  # a TransformersBackend, for tokenize/detokenize only
         self.card = tokenizer_backend.card
+        # The peer's own best: OpenMP's default (spinning) wait policy, whatever Wren uses.
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         self.proc = subprocess.Popen(
             [python, str(SERVER), "--model", str(model), "--threads", str(threads)],
+            env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

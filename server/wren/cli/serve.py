@@ -36,9 +36,6 @@ def serve_cmd(
     """Run the language server (stdio by default)."""
     setup_logging(verbose)
     os.environ.setdefault("TQDM_DISABLE", "1")
-    # Before torch loads: idle OpenMP threads sleep instead of spinning against the editor
-    # (model/threads.py; measured in BENCHMARKS.md, "Threads").
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     # Before importing the server: imports may print, and stdout must carry only LSP frames.
     stdin, stdout = (None, None) if tcp else protect_stdout()
     from wren.lsp.app import create_server

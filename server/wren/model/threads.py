@@ -4,10 +4,11 @@ Interactive work (an inline completion the user is waiting for) uses every core;
 background work (explain/fix/generate, speculative prefill) uses half, so the editor and the
 user's other programs stay responsive while it runs. `WREN_THREADS` fixes one number for all.
 
-OpenMP's default wait policy spins idle threads; when another process holds a core, threads
-spinning against it made a prefill many times slower. The server starts with
-`OMP_WAIT_POLICY=PASSIVE` (set in `wren serve` before torch loads) unless the user set it. The
-numbers behind these choices are in BENCHMARKS.md ("Threads").
+Measured (BENCHMARKS.md, "Threads"): with OpenMP's default (spinning) wait policy, 2 threads
+on 2 cores are no slower than 1 on an idle machine and a little faster with one core busy, so
+interactive work takes every core. `OMP_WAIT_POLICY=PASSIVE` doubles throughput when another
+process holds a core but costs 10–25 % on an idle one; it is left to the user (set it in the
+environment VS Code starts the server with).
 """
 
 from __future__ import annotations
