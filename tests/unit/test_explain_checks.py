@@ -332,3 +332,19 @@ def test_copying_the_worked_example_and_dangling_intros_are_dropped() -> None:
     ]
     method = signature_of("    def close(self):\n        self.closed = True\n", "python")
     assert method is not None and takes_problem("nothing besides `self`.", method) == ""
+
+
+def test_the_pipeline_drops_a_copy_of_the_worked_example() -> None:
+    """explain() hands the prompt's example to the check (the structured style's prompt has one)."""
+    copied = (
+        " Wraps `func` so that it swallows exceptions.\nTakes: `func`, the function to wrap.\n"
+        "Returns: the wrapper, made by `update_wrapper`.\n"
+        "Notes: the whole file is read into memory at once (line 4)."
+    )
+    model, _ = scripted(copied)
+    request = ExplainRequest(SAFECALL_FILE, "python", AT_SAFECALL, AT_SAFECALL, "utils.py")
+    out = explain(model, request, CancelToken())
+    assert out.ok and out.reliable, out
+    assert "read into memory" not in out.markdown, out.markdown
+    assert {"text": "the whole file is read into memory at once (line 4).",
+            "reason": "copies the example in the prompt"} in out.removed  # fmt: skip

@@ -31,6 +31,7 @@ from wren.engine.actions.explain_checks import (
 from wren.engine.actions.layout import normalize_eol
 from wren.engine.actions.llm import ActionModel
 from wren.engine.actions.prompts import (
+    EXPLAIN_EXAMPLE_ANSWER,
     EXPLAIN_PREFILL,
     EXPLAIN_STRUCTURED_STOPS,
     explain_messages,
@@ -161,7 +162,10 @@ def explain(
             "the rest."
         )
     code = normalize_eol(region.text_of(text))
-    facts = CodeFacts(code, normalize_eol(text), request.language_id, first, request.display_name)
+    example = EXPLAIN_EXAMPLE_ANSWER if style == "structured" else ""  # copying it is no answer
+    facts = CodeFacts(
+        code, normalize_eol(text), request.language_id, first, request.display_name, example
+    )
     last_sent = 0.0
 
     def stream(so_far: str) -> None:
