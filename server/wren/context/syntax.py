@@ -648,3 +648,27 @@ def literal_at(language_id: str, text: str, offset: int) -> LiteralAt | None:
                 elif byte <= anc.end_byte:
                     line = True
     return LiteralAt(delimiter, block, line)
+
+
+def comment_spans(
+    language_id: str, text: str, first_row: int, last_row: int
+) -> list[tuple[int, int]] | None:
+    """Char offsets (start, end) of the grammar's comment nodes touching rows
+    `first_row..last_row`, in order; None when the text cannot be parsed (no grammar,
+    too large, timeout), so the caller knows the grammar could not say."""
+    tree = parse(language_id, text)
+    if tree is None:
+        return None
+    src = SourceText(text)
+    found: list[tuple[int, int]] = []
+    stack = [tree.root_node]
+    while stack:
+        node = stack.pop()
+        if node.end_point.row < first_row or node.start_point.row > last_row:
+            continue
+        if _is_comment(node):  # the outermost: a Rust doc comment holds a `doc_comment`
+            found.append((src.char_of(node.start_byte), src.char_of(node.end_byte)))
+            continue
+        stack.extend(node.children)
+    found.sort()
+    return found

@@ -28,7 +28,7 @@ from wren.engine.actions.generate import GenerateRequest, generate
 from wren.engine.actions.llm import ActionModel
 from wren.engine.actions.loop import VerifyOptions
 from wren.engine.actions.outcome import EditOutcome
-from wren.engine.actions.regions import comment_prefixes
+from wren.engine.actions.regions import is_comment_line
 from wren.engine.scheduler import BATCH
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
@@ -445,8 +445,7 @@ def _is_comment_line(doc: Document, line: int) -> bool:
     starts = doc.line_starts
     if line >= len(starts):
         return False
-    text = doc.text[starts[line] : doc.line_end(line)].strip()
-    return bool(text) and text.startswith(comment_prefixes(doc.language_id))
+    return is_comment_line(doc.language_id, doc.text, line)
 
 
 def code_actions(ls: WrenServer, params: types.CodeActionParams) -> list[types.CodeAction]:

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from wren.context.syntax import (
     SourceText,
     ancestors,
+    comment_spans,
     iter_error_nodes,
     language_for,
     node_at,
     parse,
 )
 from wren.engine.actions.layout import has_long_lines, line_indent, looks_binary
+from wren.engine.prompt.context_format import comment_prefix_for
 
 MAX_LINE_CHARS = 5000
 
@@ -50,11 +52,6 @@ _DEFINITIONS: dict[str, frozenset[str]] = {
 }
 _DEFINITIONS["typescript"] = _DEFINITIONS["javascript"] | {"interface_declaration"}
 _DEFINITIONS["tsx"] = _DEFINITIONS["typescript"]
-
-_COMMENT_PREFIXES: dict[str, tuple[str, ...]] = {
-    "python": ("#",),
-}
-_DEFAULT_COMMENT = ("//", "/*", "*", "*/")
 
 
 class BadInput(Exception):  # a refusal with a user-facing reason
@@ -279,10 +276,6 @@ class GenerateSpec:
     needs_leading_eol: bool = False  # the spec is on the last line, which has no line break
 
 
-def comment_prefixes(language_id: str) -> tuple[str, ...]:
-    return _COMMENT_PREFIXES.get(language_id, _DEFAULT_COMMENT)
-
-
 def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
     out: list[tuple[int, str]] = []
     pos = 0
@@ -292,13 +285,103 @@ def _lines_with_offsets(text: str) -> list[tuple[int, str]]:
     return out
 
 
-def _strip_comment(line: str, prefixes: tuple[str, ...]) -> str:
-    s = line.strip()
-    for p in sorted(prefixes, key=len, reverse=True):
-        if s.startswith(p):
-            s = s[len(p) :]
-            break
-    return s.strip().removesuffix("*/").strip()
+# -- comments ---------------------------------------------------------------------------------
+#
+# A line is a comment line when everything on it but whitespace lies inside comments. Where the
+# language has a grammar, the comments are the grammar's comment nodes (so `*p = 0;` in C is
+# code, and a `#` line inside a Python string is not a comment). Without a grammar (or when the
+# file cannot be parsed: too large, a timeout), the fallback reads markers line by line: the
+# language's line-comment marker (`engine.prompt.context_format`'s table: `#`, `//`, `--`, ...)
+# and, for `//` languages, `/* ... */` blocks followed from the top of the file.
+
+COMMENT_WINDOW_LINES = 200  # a comment block longer than this is cut to it
+
+_OPENING = re.compile(r"^(?://[/!]?|/\*[*!]?|#+|--|%|;+)")
+_CONTINUATION = re.compile(r"^\*(?!/)")
+
+
+def _comment_words(piece: str, opens: bool, closes: bool) -> str:
+    """The words of one line of a comment: markers and decoration removed."""
+    s = piece.strip()
+    s = _OPENING.sub("", s, count=1) if opens else _CONTINUATION.sub("", s, count=1)
+    if closes:
+        s = re.sub(r"\*+/$", "", s.rstrip())
+    return s.strip()
+
+
+def comment_lines(
+    language_id: str, text: str, first_row: int, last_row: int
+) -> dict[int, str] | None:
+    """Rows in `first_row..last_row` that hold only a comment -> the comment's words on them.
+
+    None when the language has no grammar or the text cannot be parsed: then use
+    `fallback_comment_lines`.
+    """
+    spans = comment_spans(language_id, text, first_row, last_row)
+    if spans is None:
+        return None
+    lines = _lines_with_offsets(text)
+    out: dict[int, str] = {}
+    k = 0
+    for row in range(max(0, first_row), min(last_row, len(lines) - 1) + 1):
+        start, line = lines[row]
+        stripped = line.strip()
+        if not stripped:
+            continue
+        a = start + len(line) - len(line.lstrip())
+        b = start + len(line.rstrip())
+        while k < len(spans) and spans[k][1] <= a:
+            k += 1
+        pieces: list[str] = []
+        covered_to = a
+        j = k
+        while j < len(spans) and spans[j][0] < b:
+            s, e = spans[j]
+            if text[covered_to : max(covered_to, s)].strip():
+                break  # code before this comment
+            lo, hi = max(s, a), min(e, b)
+            pieces.append(_comment_words(text[lo:hi], lo == s, hi == e))
+            covered_to = max(covered_to, hi)
+            j += 1
+        if pieces and not text[covered_to:b].strip():
+            out[row] = " ".join(p for p in pieces if p)
+    return out
+
+
+def fallback_comment_lines(
+    language_id: str, text: str, first_row: int, last_row: int
+) -> dict[int, str]:
+    """`comment_lines` for a language without a grammar, from comment markers alone."""
+    marker = comment_prefix_for(language_id)
+    lines = _lines_with_offsets(text)
+    out: dict[int, str] = {}
+    in_block = False
+    for row, (_, line) in enumerate(lines[: last_row + 1]):
+        s = line.strip()
+        is_comment = False
+        opens = closes = False
+        if marker == "//" and (in_block or s.startswith("/*")):
+            opens = not in_block
+            after = s[2:] if opens else s
+            closes = "*/" in after
+            in_block = not closes
+            is_comment = not closes or not after.split("*/", 1)[1].strip()
+        elif s.startswith(marker):
+            is_comment = True
+            s = s[len(marker) :]  # markers outside `_OPENING`'s list ("REM", "!") too
+        elif marker == "//" and "/*" in s:
+            in_block = "*/" not in s.split("/*", 1)[1]  # a block opened after code
+        if row >= first_row and is_comment and s:
+            out[row] = _comment_words(s, opens, closes)
+    return out
+
+
+def is_comment_line(language_id: str, text: str, row: int) -> bool:
+    """Does row `row` hold only a comment (see `comment_lines`)?"""
+    found = comment_lines(language_id, text, row, row)
+    if found is None:
+        found = fallback_comment_lines(language_id, text, row, row)
+    return row in found
 
 
 CONTEXT_LINES = 12
@@ -315,11 +398,13 @@ def find_generate_spec(language_id: str, text: str, offset: int) -> GenerateSpec
     """The comment at/above the cursor, or the docstring of the function around the cursor."""
     lines = _lines_with_offsets(text)
     row = row_of(text, offset)
-    prefixes = comment_prefixes(language_id)
+    window = (max(0, row - COMMENT_WINDOW_LINES), row + COMMENT_WINDOW_LINES)
+    comments = comment_lines(language_id, text, *window)
+    if comments is None:
+        comments = fallback_comment_lines(language_id, text, *window)
 
     def is_comment(r: int) -> bool:
-        s = lines[r][1].strip()
-        return bool(s) and any(s.startswith(p) for p in prefixes)
+        return r in comments
 
     # The cursor's line, or the nearest non-blank line above it.
     probe = row
@@ -331,9 +416,7 @@ def find_generate_spec(language_id: str, text: str, offset: int) -> GenerateSpec
             first -= 1
         while last + 1 < len(lines) and is_comment(last + 1):
             last += 1
-        request = " ".join(
-            _strip_comment(lines[r][1], prefixes) for r in range(first, last + 1)
-        ).strip()
+        request = " ".join(comments[r] for r in range(first, last + 1) if comments[r]).strip()
         if not request:
             raise BadInput("The comment above the cursor is empty: describe the code to write.")
         insert = line_end_after_break(text, lines[last][0])
