@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from wren.engine.actions.examples import examples_in_code
 from wren.engine.actions.extract import drop_example_usage, function_body, function_named
+from wren.engine.actions.lang_checks import language_runner
 from wren.engine.actions.layout import (
     dedent,
     detect_eol,
@@ -156,6 +157,7 @@ def fix(
         return run_examples(candidate, examples, options, cancel)
 
     runner: Runner | None = run if options.run_code and request.language_id == "python" else None
+    runner = runner or language_runner(request.language_id, text, options)  # its own checker
 
     if documented is not None:
         messages = fix_messages(

@@ -18,6 +18,7 @@ from wren.engine.actions.extract import (
     function_body,
     function_named,
 )
+from wren.engine.actions.lang_checks import language_runner
 from wren.engine.actions.layout import (
     dedent,
     detect_eol,
@@ -225,6 +226,7 @@ def generate(
         return run_examples(candidate, examples, options, cancel)
 
     runner: Runner | None = run if options.run_code and lang == "python" else None
+    runner = runner or language_runner(lang, text, options)  # its own checker
 
     first = None
     if not model.chat:

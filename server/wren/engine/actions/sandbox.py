@@ -485,20 +485,81 @@ def run_python(
     the run; `cancel.checkpoint()` is called while waiting. `sandbox` overrides the detected
     isolation (tests); `isolate_network=False` runs with the limits only.
     """
-    timeout_s = clamp_timeout(timeout_s)
-    level = sandbox or (isolation() if isolate_network else Isolation(LIMITS))
-    workdir = Path(tempfile.mkdtemp(prefix="wren-run-"))
-    cgroup = ""
-    try:
+
+    def prepare(workdir: Path) -> list[str]:
         target = workdir / "candidate.py"
         target.write_text(code, encoding="utf-8")
         guard = workdir / "_wren_guard.py"
         guard.write_text(_GUARD, encoding="utf-8")
+        return [sys.executable, "-I", "-B", str(guard), str(target)]
+
+    level = sandbox or (isolation() if isolate_network else Isolation(LIMITS))
+    env = {"WREN_SANDBOX_PATH": os.pathsep.join(extra_paths), "WREN_RUN_NAME": run_name}
+    return _run_sandboxed(prepare, level, timeout_s, memory_mb, extra_paths, env, cancel, cancelled)
+
+
+# Applies the limits, then becomes the tool: `python -I -c _EXEC_LIMITS tool args...`.
+_EXEC_LIMITS = (
+    "import os, resource, sys\n"
+    "_cpu = int(os.environ['WREN_LIMIT_CPU'])\n"
+    "resource.setrlimit(resource.RLIMIT_CPU, (_cpu, _cpu + 1))\n"
+    "_mem = int(os.environ['WREN_LIMIT_AS'])\n"
+    "resource.setrlimit(resource.RLIMIT_AS, (_mem, _mem))\n"
+    "resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))\n"
+    "resource.setrlimit(resource.RLIMIT_CORE, (0, 0))\n"
+    "os.execv(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def run_tool(
+    argv: tuple[str, ...],
+    files: dict[str, str],
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    memory_mb: int = DEFAULT_MEMORY_MB,
+    cancel: CancelToken | None = None,
+    sandbox: Isolation | None = None,
+) -> RunResult:
+    """Run an installed program (a language's own checker, e.g. `node --check f.js`) on
+    `files` (name -> text), written into the run's work folder, which is its current folder.
+
+    The same isolation, time, memory, file-size and output limits as `run_python`; not the
+    audit hook (the tool is not Python) nor RLIMIT_NPROC (a runtime's threads count against
+    it): the process namespace is what contains it. `argv[0]` must be an absolute path; its
+    installation folder is made visible when it lives under a hidden folder (~/.nvm).
+    """
+    tool = os.path.realpath(argv[0])
+    install = os.path.dirname(os.path.dirname(tool))  # .../bin/node -> ...
+
+    def prepare(workdir: Path) -> list[str]:
+        for name, text in files.items():
+            (workdir / name).write_text(text, encoding="utf-8")
+        return [sys.executable, "-I", "-B", "-c", _EXEC_LIMITS, tool, *argv[1:]]
+
+    level = sandbox or isolation()
+    return _run_sandboxed(prepare, level, timeout_s, memory_mb, (install,), {}, cancel, None)
+
+
+def _run_sandboxed(
+    prepare: Callable[[Path], list[str]],
+    level: Isolation,
+    timeout_s: float,
+    memory_mb: int,
+    extra_paths: tuple[str, ...],
+    extra_env: dict[str, str],
+    cancel: CancelToken | None,
+    cancelled: Callable[[], bool] | None,
+) -> RunResult:
+    """A fresh work folder, the command `prepare` writes into it, run at `level`, cleaned up."""
+    timeout_s = clamp_timeout(timeout_s)
+    workdir = Path(tempfile.mkdtemp(prefix="wren-run-"))
+    cgroup = ""
+    try:
+        inner = prepare(workdir)
         if level.level == BUBBLEWRAP:
             prefix = _bwrap_command(str(workdir), extra_paths)
         else:
             prefix = list(level.unshare)
-        cmd = [*prefix, sys.executable, "-I", "-B", str(guard), str(target)]
+        cmd = [*prefix, *inner]
         if level.pids_cgroup and os.geteuid() == 0:
             cgroup = _make_cgroup(level.pids_cgroup)
             if cgroup:  # the shell joins the cgroup, then becomes the sandbox
@@ -512,8 +573,7 @@ def run_python(
             "PYTHONIOENCODING": "utf-8",
             "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1",
-            "WREN_SANDBOX_PATH": os.pathsep.join(extra_paths),
-            "WREN_RUN_NAME": run_name,
+            **extra_env,
             "WREN_LIMIT_CPU": str(max(1, int(timeout_s) + 1)),
             "WREN_LIMIT_AS": str(memory_mb * 1024 * 1024),
             "WREN_LIMIT_NPROC": str(MAX_PROCESSES),

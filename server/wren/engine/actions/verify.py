@@ -1,8 +1,10 @@
 """Static checks a proposed change must pass before Wren offers it.
 
-- it parses: no tree-sitter ERROR/MISSING node in the changed lines (any supported language),
-  and for Python the document compiles (a syntax error elsewhere that was already there is
-  not the change's fault);
+- it parses: for Python, no tree-sitter ERROR/MISSING node in the changed lines and the
+  document compiles (a syntax error elsewhere that was already there is not the change's
+  fault); for the other languages with a grammar, the document has no more ERROR/MISSING
+  nodes than before (`parse_regression`), and the language's own checker, where allowed and
+  installed, runs in `lang_checks`;
 - it introduces no new undefined names (Python): names the new document reads but defines
   nowhere (module, enclosing scopes, builtins, imports), which did not already appear in the
   old document's code;
@@ -21,9 +23,13 @@ import re
 import symtable
 import tokenize
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from wren.context.syntax import SourceText, iter_error_nodes, language_for, parse
+from wren.context.syntax import SourceText, count_errors, iter_error_nodes, language_for, parse
 from wren.engine.actions.change_checks import redefinition_reason
+
+if TYPE_CHECKING:
+    from tree_sitter import Node
 
 _BUILTINS = frozenset(dir(builtins)) | frozenset(
     {
@@ -74,13 +80,46 @@ def syntax_error_in(
     node = next(iter_error_nodes(tree.root_node, first_row, last_row), None)
     if node is None:
         return None
-    row = node.start_point.row
+    return _describe_error(text, node)
+
+
+def _describe_error(text: str, node: Node) -> str:
+    """`line 4: syntax error near `x y``, `line 7: missing ;` for an ERROR/MISSING node."""
     src = SourceText(text)
     snippet = text[src.char_of(node.start_byte) : src.char_of(node.end_byte)].strip()
     snippet = snippet.split("\n")[0][:40]
     what = "missing " + node.type if node.is_missing else "syntax error"
     near = f" near `{snippet}`" if snippet else ""
-    return f"line {row + 1}: {what}{near}"
+    return f"line {node.start_point.row + 1}: {what}{near}"
+
+
+def parse_regression(
+    language_id: str, old_text: str, new_text: str, first_row: int, last_row: int
+) -> str | None:
+    """How the change made the file parse worse, or None: the languages other than Python.
+
+    Counts the tree-sitter ERROR and MISSING nodes of the whole document before and after;
+    more after is a regression, described at its first error in the changed rows (else the
+    first in the file). Counting the whole file, rather than refusing any error in the
+    changed rows, keeps a file that already had errors fixable, and leaves harmless a false
+    alarm of the grammar (a C macro it cannot parse) that the change does not touch. None
+    also when the text cannot be parsed (no grammar, too large): nothing can be said.
+    """
+    new_tree = parse(language_id, new_text)
+    if new_tree is None or not new_tree.root_node.has_error:
+        return None
+    after = count_errors(new_tree)
+    old_tree = parse(language_id, old_text)
+    before = count_errors(old_tree) if old_tree is not None else 0
+    if after <= before:
+        return None
+    root = new_tree.root_node
+    node = next(iter_error_nodes(root, first_row, last_row), None)
+    if node is None:
+        node = next(iter_error_nodes(root, 0, root.end_point.row + 1), None)
+    where = _describe_error(new_text, node) if node is not None else "a syntax error"
+    was = "none" if before == 0 else str(before)
+    return f"{where}; the file has {after} syntax error(s) after the change, {was} before"
 
 
 def python_syntax_error(text: str) -> tuple[int, str] | None:
@@ -185,7 +224,10 @@ def check_change(
         )
     if language_for(language_id) is not None:
         checks.append("syntax")
-        err = syntax_error_in(language_id, new_text, first_row, last_row, old_text)
+        if language_id == "python":
+            err = syntax_error_in(language_id, new_text, first_row, last_row, old_text)
+        else:
+            err = parse_regression(language_id, old_text, new_text, first_row, last_row)
         if err is not None:
             return CheckResult(False, f"the result does not parse ({err})", tuple(checks), "syntax")
     if language_id == "python":
