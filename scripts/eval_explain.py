@@ -3,9 +3,10 @@
 The suite: functions and methods of 5-40 lines picked deterministically from standard-library
 modules and packages installed in the venv (click, jedi, attr when present), interleaved by
 module and size so that `--limit N` takes a varied first N. For each one and each style
-(structured form, free prose) the default model explains it once (no repair round), and the
-same generation is scored twice: the raw model text ("before") and the checked text Explain
-shows ("after"):
+(structured form, free prose) the shipped Explain pipeline runs once, as the server runs it
+(`engine.actions.explain.explain` with its defaults: check, and one repair round when the check
+judges the text unreliable), and two texts are scored: the model's first answer before any check
+("before") and the markdown Explain returns ("after"):
 
 - grounded: share of the identifiers it names (backticks, snake_case, dotted.names, name( )
   that exist in the file, the builtins or the keywords;
@@ -13,10 +14,12 @@ shows ("after"):
 - params/return correct: share of functions whose stated parameters and return match the code
   (structured: the Takes/Returns fields, a missing field counts as wrong; prose: no sentence
   makes a wrong claim);
-- unreliable: share the check judged unreliable (Explain then says so, or tries a repair round);
-- length (words) and time: generation seconds, check seconds, and their ratio.
+- repaired: share that needed the repair round; unreliable: share still unreliable after it
+  (Explain then says plainly that the model could not explain this);
+- filled: share whose Takes/Returns the check took from the signature (structured);
+- length (words) and time: first generation, the check, and the repair generation.
 
-    .venv/bin/python scripts/eval_explain.py --limit 40 --max-tokens 160 --write-benchmarks
+    .venv/bin/python scripts/eval_explain.py --limit 100 --max-tokens 160
 """
 
 from __future__ import annotations
@@ -153,9 +156,27 @@ def score(text: str, facts: Any, style: str) -> dict[str, Any]:
         "params_ok": params_ok,
         "returns_ok": returns_ok,
         "has_signature": sig is not None,
+        "false_return": claims_missing_return(sents, sig),
         "words": len(text.split()),
         "ends_whole": bool(re.search(r"[.!?`)*_]$", text.strip())) if text.strip() else True,
     }
+
+
+# Independent of the check (which, in prose, only catches "returns nothing" said of a function
+# that returns a value): a sentence about the function saying it returns something, when the code
+# returns no value and is not a generator.
+_SAYS_IT_RETURNS = re.compile(
+    r"\b(it|function|method)\s+(then\s+|also\s+|simply\s+)?returns\s+(?!nothing|`?none\b|no\b)",
+    re.IGNORECASE,
+)
+
+
+def claims_missing_return(sentences: list[str], sig: Any) -> bool:
+    if sig is None or sig.kind == "class" or not sig.returns_known:
+        return False
+    if sig.returns_value or sig.is_generator:
+        return False
+    return any(_SAYS_IT_RETURNS.search(s) for s in sentences if not re.match(r"\W*Returns\b", s))
 
 
 def _named(sentence: str) -> list[str]:
@@ -180,6 +201,7 @@ def summarize(rows: list[dict[str, Any]], key: str) -> dict[str, float]:
         "params_ok": sum(1 for s in with_sig if s["params_ok"]) / max(1, len(with_sig)),
         "returns_ok": sum(1 for s in with_sig if s["returns_ok"]) / max(1, len(with_sig)),
         "ends_whole": sum(1 for s in scored if s["ends_whole"]) / max(1, len(scored)),
+        "false_return": sum(1 for s in scored if s["false_return"]) / max(1, len(scored)),
         "words": sum(s["words"] for s in scored) / max(1, len(scored)),
     }
 
@@ -196,6 +218,7 @@ def load() -> tuple[Any, Any]:
 
 
 def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
+    """The shipped pipeline on one function (its default repair round included)."""
     from wren.engine.actions.explain import ExplainRequest, explain
     from wren.engine.actions.explain_checks import CodeFacts
     from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER
@@ -207,9 +230,11 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
     end = start + sum(len(line) + 1 for line in lines[item.first - 1 : item.last])
     name = Path(item.path).name
     request = ExplainRequest(text, "python", start, min(end, len(text)), name)
+    calls = len(model.log)
     t0 = time.perf_counter()
-    out = explain(model, request, CancelToken(), style=style, repair_rounds=0)
+    out = explain(model, request, CancelToken(), style=style)
     seconds = time.perf_counter() - t0
+    generations = [float(c["seconds"]) for c in model.log[calls:]]
     code = "\n".join(lines[out.first_line - 1 : out.last_line]) + "\n"
     example = EXPLAIN_EXAMPLE_ANSWER if style == "structured" else ""
     facts = CodeFacts(code, text, "python", out.first_line, name, example)
@@ -220,6 +245,10 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
         "ok": out.ok,
         "reliable": out.reliable,
         "removed": len(out.removed),
+        "rounds": out.rounds,
+        "filled": list(out.filled),
+        "first_generate_s": round(generations[0] if generations else out.generate_s, 3),
+        "repair_generate_s": round(sum(generations[1:]), 3),
         "generate_s": round(out.generate_s, 3),
         "check_s": round(out.check_s, 4),
         "seconds": round(seconds, 2),
@@ -228,43 +257,6 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
         "raw": out.raw,
         "markdown": out.markdown,
     }
-
-
-def rescore(path: str, model: Any, max_tokens: int) -> dict[str, list[dict[str, Any]]]:
-    """Score a saved run's generations again with the current check (no generation): the same
-    model text, checked by today's `explain_checks`."""
-    from wren.engine.actions.explain import STRUCTURED_MAX_TOKENS, header_for
-    from wren.engine.actions.explain_checks import (
-        CodeFacts,
-        check_explanation,
-        unreliable_body,
-    )
-    from wren.engine.actions.prompts import EXPLAIN_EXAMPLE_ANSWER, EXPLAIN_PREFILL
-
-    saved = json.loads(Path(path).read_text(encoding="utf-8"))["results"]
-    suite = {f"{i.module}:{i.name}": i for i in build_suite()}
-    for style, rows in saved.items():
-        budget = min(max_tokens, STRUCTURED_MAX_TOKENS) if style == "structured" else max_tokens
-        for row in rows:
-            item = suite[row["function"]]
-            text = Path(item.path).read_text(encoding="utf-8")
-            lines = text.split("\n")
-            code = "\n".join(lines[item.first - 1 : item.last]) + "\n"
-            name = Path(item.path).name
-            example = EXPLAIN_EXAMPLE_ANSWER if style == "structured" else ""
-            facts = CodeFacts(code, text, "python", item.first, name, example)
-            generated = row["raw"].removeprefix(EXPLAIN_PREFILL if style == "structured" else "")
-            cut = model.tokens(generated) >= budget - 2  # it ran to the token limit
-            t0 = time.perf_counter()
-            checked = check_explanation(row["raw"], facts, style, cut=cut)
-            row["check_s"] = round(time.perf_counter() - t0, 4)
-            body = checked.body if checked.reliable else unreliable_body(checked)
-            row["markdown"] = header_for(item.first, item.last, name) + body
-            row["reliable"] = checked.reliable
-            row["removed"] = len(checked.removed)
-            row["before"] = score(row["raw"], facts, style)
-            row["after"] = score(body, facts, style)
-    return saved
 
 
 def uptime() -> str:
@@ -277,33 +269,50 @@ def uptime() -> str:
 def table(results: dict[str, list[dict[str, Any]]]) -> str:
     head = (
         "| style | text | grounded names | near-duplicate sentences | params+return right "
-        "(params / return) | ends on a whole sentence | words | unreliable |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "(params / return) | says it returns a value the code lacks | ends on a whole sentence | "
+        "words | repaired | unreliable | Takes/Returns filled from the code |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     rows = []
     for style, items in results.items():
-        unreliable = sum(1 for r in items if not r["reliable"]) / max(1, len(items))
+        n = max(1, len(items))
+        repaired = sum(1 for r in items if r["rounds"] > 1) / n
+        unreliable = sum(1 for r in items if not r["reliable"]) / n
+        filled = sum(1 for r in items if r["filled"]) / n
         for key, label in (("before", "raw model text"), ("after", "checked (shown)")):
             s = summarize(items, key)
+            tail = (
+                f"{repaired:.0%} | {unreliable:.0%} | "
+                + (f"{filled:.0%} |" if style == "structured" else "– |")
+                if key == "after"
+                else "– | – | – |"
+            )
             rows.append(
                 f"| {style} | {label} | {s['grounded']:.1%} | {s['near_dups']:.1%} | "
                 f"{s['claims_ok']:.0%} ({s['params_ok']:.0%} / {s['returns_ok']:.0%}) | "
-                f"{s['ends_whole']:.0%} | {s['words']:.0f} | "
-                + (f"{unreliable:.0%} |" if key == "after" else "– |")
+                f"{s['false_return']:.0%} | {s['ends_whole']:.0%} | {s['words']:.0f} | " + tail
             )
     return head + "\n".join(rows) + "\n"
 
 
 def timing(results: dict[str, list[dict[str, Any]]]) -> str:
+    """The verify step's extra time against the first generation: the check alone, and the
+    check plus the repair round's generation (which only some functions need)."""
     out = []
     for style, items in results.items():
-        gen = sum(r["generate_s"] for r in items)
+        n = max(1, len(items))
+        first = sum(r["first_generate_s"] for r in items)
         check = sum(r["check_s"] for r in items)
-        worst = max((r["check_s"] / r["generate_s"] for r in items if r["generate_s"]), default=0)
+        repair = sum(r["repair_generate_s"] for r in items)
+        worst = max(
+            (r["check_s"] / r["first_generate_s"] for r in items if r["first_generate_s"]),
+            default=0,
+        )
         out.append(
-            f"- {style}: check / generation = {check / gen:.2%} in total, worst single "
-            f"{worst:.2%}; mean generation {gen / max(1, len(items)):.1f} s, mean check "
-            f"{1000 * check / max(1, len(items)):.1f} ms"
+            f"- {style}: mean first generation {first / n:.1f} s, mean check "
+            f"{1000 * check / n:.1f} ms, mean repair generation {repair / n:.1f} s; "
+            f"check / first generation = {check / first:.2%} in total (worst single {worst:.2%}); "
+            f"check + repair round / first generation = {(check + repair) / first:.1%}"
         )
     return "\n".join(out)
 
@@ -311,12 +320,17 @@ def timing(results: dict[str, list[dict[str, Any]]]) -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, default=100, help="functions from the suite (0 = all)")
-    ap.add_argument("--max-tokens", type=int, default=160, help="prose answer budget")
+    ap.add_argument(
+        "--max-tokens",
+        type=int,
+        default=160,
+        help="prose answer budget (the server's is 300); the structured form always gets the "
+        "server's own budget (200, it stops at the end of the form)",
+    )
     ap.add_argument("--styles", default="structured,prose")
     ap.add_argument("--list", action="store_true", help="print the suite and exit")
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_explain.json"))
     ap.add_argument("--write-benchmarks", action="store_true")
-    ap.add_argument("--rescore", default="", help="check a saved run's texts again, no model run")
     args = ap.parse_args()
     suite = build_suite()
     if args.limit:
@@ -326,21 +340,27 @@ def main() -> int:
             print(f"{item.module}:{item.name} lines {item.first}-{item.last}")
         return 0
     load_before = uptime()
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    ).stdout.strip()
     backend, model = load()
-    model.max_text_tokens = args.max_tokens
+    shipped_budget = model.max_text_tokens
     results: dict[str, list[dict[str, Any]]] = {}
     t0 = time.perf_counter()
-    if args.rescore:
-        results = rescore(args.rescore, model, args.max_tokens)
-    for style in [] if args.rescore else args.styles.split(","):
+    for style in args.styles.split(","):
+        model.max_text_tokens = args.max_tokens if style == "prose" else shipped_budget
         results[style] = []
         for n, item in enumerate(suite, 1):
             row = run_one(model, item, style)
             results[style].append(row)
+            partial = {"run": {"partial": True}, "results": results}
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(partial, indent=1), encoding="utf-8")
             print(
                 f"[{style} {n}/{len(suite)}] {row['function']} ({row['lines']} lines) "
                 f"gen {row['generate_s']:.1f}s check {1000 * row['check_s']:.1f}ms "
-                f"removed {row['removed']}{'' if row['reliable'] else ' UNRELIABLE'}",
+                f"removed {row['removed']} rounds {row['rounds']}"
+                f"{'' if row['reliable'] else ' UNRELIABLE'}",
                 file=sys.stderr,
             )
     wall = time.perf_counter() - t0
@@ -353,6 +373,7 @@ def main() -> int:
         "command": "scripts/eval_explain.py " + " ".join(sys.argv[1:]),
         "functions": len(suite),
         "modules": sorted({i.module for i in suite}),
+        "commit": commit,
         "load_before": load_before,
         "load_after": uptime(),
         "wall_s": round(wall, 1),
@@ -370,11 +391,12 @@ def main() -> int:
 
 
 def write_section(description: dict[str, Any], text: str) -> None:
-    """Append this run under the section (created at the end of BENCHMARKS.md if missing)."""
+    """Replace the section's contents with this run (the section goes at the end if missing)."""
     path = ROOT / "BENCHMARKS.md"
     current = path.read_text(encoding="utf-8") if path.exists() else ""
-    entry = (
-        f"\n### {description['date']}: {description['functions']} functions, "
+    section = (
+        f"{SECTION}\n\n{SECTION_INTRO}\n\n"
+        f"### {description['date']}: {description['functions']} functions, "
         f"model {description['model']}\n\n"
         f"- machine: {description['machine']}\n"
         f"- command: `{description['command']}`\n"
@@ -382,18 +404,22 @@ def write_section(description: dict[str, Any], text: str) -> None:
         f"`{description['load_after']}`; wall {description['wall_s']} s for all styles\n"
         f"- modules: {', '.join(description['modules'])}\n\n" + text + "\n"
     )
-    if SECTION not in current:
-        entry = f"\n{SECTION}\n\n{SECTION_INTRO}\n" + entry
-    with path.open("a", encoding="utf-8") as fh:
-        fh.write(entry)
+    if SECTION in current:
+        start = current.index(SECTION)
+        end = current.find("\n## ", start + len(SECTION))
+        current = current[:start] + section + (current[end:] if end >= 0 else "")
+    else:
+        current = current.rstrip("\n") + "\n\n" + section
+    path.write_text(current, encoding="utf-8")
 
 
 SECTION_INTRO = (
-    "What `scripts/eval_explain.py` measures: the default model explains real functions (5-40\n"
-    "lines, standard library and installed packages, none written here) once per style, and the\n"
-    "same generation is scored as the raw model text and as the checked text Explain shows\n"
-    "(`server/wren/engine/actions/explain_checks.py`). Timing is given as the check's share of\n"
-    "generation because the machine was shared (load shown). No repair round in this run."
+    "What `scripts/eval_explain.py` measures: the shipped Explain pipeline\n"
+    "(`engine.actions.explain.explain` with the server's defaults: generate, check with\n"
+    "`explain_checks.py`, one repair round when the check judges the text unreliable) on real\n"
+    "functions (5-40 lines, standard library and installed packages, none written here), once per\n"
+    'style. "Raw model text" is the model\'s first answer before any check; "checked (shown)" is\n'
+    "the markdown Explain returns. Timing is the verify step's share of the first generation."
 )
 
 
