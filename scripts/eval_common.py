@@ -150,23 +150,24 @@ def write_results(out: str, data: dict[str, Any]) -> Path:
     return path
 
 
-def write_benchmarks(key: str, table: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Put `table` between `<!-- key -->` markers inside the section of BENCHMARKS.md."""
+def write_benchmarks(
+    key: str, table: str, path: Path = ROOT / "BENCHMARKS.md", section: str = SECTION
+) -> None:
+    """Put `table` between `<!-- key -->` markers inside `section` of BENCHMARKS.md (made at
+    the end when missing)."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
     block = f"<!-- {key} -->\n{table.rstrip()}\n<!-- /{key} -->"
-    if SECTION not in text:
-        text = text.rstrip() + f"\n\n{SECTION}\n\n{block}\n"
+    if section not in text:
+        text = text.rstrip() + f"\n\n{section}\n\n{block}\n"
     else:
-        start = text.index(SECTION)
-        nxt = text.find("\n## ", start + len(SECTION))
+        start = text.index(section)
+        nxt = text.find("\n## ", start + len(section))
         end = len(text) if nxt == -1 else nxt + 1
-        section = text[start:end]
+        body = text[start:end]
         pattern = re.compile(rf"<!-- {key} -->.*?<!-- /{key} -->", re.S)
-        if pattern.search(section):
-            section = pattern.sub(lambda _: block, section)
+        if pattern.search(body):
+            body = pattern.sub(lambda _: block, body)
         else:
-            section = section.rstrip() + f"\n\n{block}\n"
-        text = (
-            text[:start] + section.rstrip() + "\n" + ("\n" + text[end:] if end < len(text) else "")
-        )
+            body = body.rstrip() + f"\n\n{block}\n"
+        text = text[:start] + body.rstrip() + "\n" + ("\n" + text[end:] if end < len(text) else "")
     path.write_text(text, encoding="utf-8")

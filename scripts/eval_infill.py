@@ -46,7 +46,7 @@ import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,16 @@ class Task:
     problem: str = ""  # HumanEval task id
     workspace: str = ""  # xfile: workspace root
     open_files: list[str] = field(default_factory=list)  # xfile: paths "open" in the editor
+    language_id: str = "python"  # scripts/eval_languages.py: the other languages
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(uri=self.uri, text=self.text, offset=self.offset, path=self.path)
+        return Snapshot(
+            uri=self.uri,
+            text=self.text,
+            offset=self.offset,
+            path=self.path,
+            language_id=self.language_id,
+        )
 
 
 def _indent(line: str) -> str:
@@ -431,8 +438,8 @@ def run_task(
     _reset(engine)
     snapshot = task.snapshot()
     for path in task.open_files:
-        engine.recent.update(Path(path).as_uri(), Path(path).read_text("utf-8"), "python")
-    engine.recent.update(task.uri, task.text, "python")
+        engine.recent.update(Path(path).as_uri(), Path(path).read_text("utf-8"), task.language_id)
+    engine.recent.update(task.uri, task.text, task.language_id)
     engine.greedy_before_rerank = None
     engine.branches = []
     line = task.text.count("\n", 0, task.offset)
@@ -493,7 +500,12 @@ def run(args: argparse.Namespace) -> Path:
     else:
         tasks = humaneval_tasks(args.suite)
     total = len(tasks)
-    tasks = sample(tasks, args.sample, args.seed)
+    return run_tasks(args, sample(tasks, args.sample, args.seed), total)
+
+
+def run_tasks(args: argparse.Namespace, tasks: list[Task], total: int) -> Path:
+    """Run `tasks` (sampled from `total`) with the configuration and ablations `args` asks
+    for; append the records to a JSONL file named after them (a rerun resumes it)."""
     config = f"{'context' if args.context else 'nocontext'}"
     if args.context and args.budget_ms != ContextSettings().budgetMs:
         config += f"-budget{args.budget_ms}ms"
@@ -685,18 +697,24 @@ def _indent_only_from_column_0(original: Any) -> Any:
     return rule
 
 
-def analyze(paths: list[str], workspace: str, patch_indentation: bool = False) -> str:
+def analyze(
+    paths: list[str],
+    workspace: str,
+    patch_indentation: bool = False,
+    tasks_of: Callable[[str], list[Task]] | None = None,
+) -> str:
     """Leave-one-out ablation of each post-processing rule, and of the trigger's multi-line
     decision, recomputed from the recorded raw model outputs (no model needed: greedy
     decoding in single-line mode is the multi-line output cut at its first line).
-    `patch_indentation`: the base pipeline has the proposed fix_indentation change."""
+    `patch_indentation`: the base pipeline has the proposed fix_indentation change.
+    `tasks_of(suite)`: the tasks of another suite (scripts/eval_languages.py)."""
     from wren.engine import postprocess
 
     if patch_indentation:
         shipped = postprocess.fix_indentation
         postprocess.fix_indentation = _indent_only_from_column_0(shipped)
         try:
-            return analyze(paths, workspace).replace(
+            return analyze(paths, workspace, tasks_of=tasks_of).replace(
                 "(post-processing recomputed offline)",
                 "(post-processing recomputed offline, base: fix_indentation patched)",
             )
@@ -706,7 +724,12 @@ def analyze(paths: list[str], workspace: str, patch_indentation: bool = False) -
     suites = {r["suite"] for r in records}
     tasks: dict[str, Task] = {}
     for suite in suites:
-        found = xfile_tasks(Path(workspace)) if suite == "xfile" else humaneval_tasks(suite)
+        if tasks_of is not None:
+            found = tasks_of(suite)
+        elif suite == "xfile":
+            found = xfile_tasks(Path(workspace))
+        else:
+            found = humaneval_tasks(suite)
         tasks.update({t.task_id: t for t in found})
     special = _special_tokens()
     verdicts: dict[tuple[str, str], bool] = {}
@@ -764,12 +787,13 @@ def analyze(paths: list[str], workspace: str, patch_indentation: bool = False) -
             results = [score(r, outs[r["task_id"]]) for r in recs]
             changed = sum(1 for r in recs if outs[r["task_id"]] != base.get(r["task_id"]))
             ok = [x[0] for x in results]
-            good = ok if suite != "xfile" else [x[1] for x in results]
+            executed = suite in ("single", "multi")  # HumanEval: pass@1; else exact match
+            good = ok if executed else [x[1] for x in results]
             wrong = [
                 bool(outs[r["task_id"]].strip()) and not g for r, g in zip(recs, good, strict=True)
             ]
             lines.append(
-                f"| {name} | {_pct(ok) if suite != 'xfile' else '-'} | "
+                f"| {name} | {_pct(ok) if executed else '-'} | "
                 f"{_pct([x[1] for x in results])} | "
                 f"{statistics.mean(x[2] for x in results):.3f} | {_pct(wrong)} | {changed} |"
             )
