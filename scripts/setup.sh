@@ -55,4 +55,7 @@ if not (converted_dir(src) / "model.safetensors").is_file():
 else:
     print(f"[setup] {src.name} already converted")
 PY
+echo "[setup] building the decoder's AVX2 kernels (once per torch/Python version)"
+"$VPY" -m wren.model.kernels \
+  || echo "[setup] kernels not built (needs g++): decoding falls back to torch's slower 4-bit kernels"
 echo "[setup] done"

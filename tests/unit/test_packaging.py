@@ -69,6 +69,11 @@ def test_wheel_contains_every_model_card(wheel: Path) -> None:
     assert not missing, f"{wheel.name} lacks the cards {missing}"
 
 
+def test_wheel_contains_the_kernel_source(wheel: Path) -> None:
+    # `python -m wren.model.kernels` compiles it after a wheel install.
+    assert "wren/model/kernels.cpp" in set(zipfile.ZipFile(wheel).namelist())
+
+
 def test_wren_models_from_the_installed_wheel_lists_every_card(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)

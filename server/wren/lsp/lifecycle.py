@@ -95,7 +95,9 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
             from wren.model.tune.adapters import apply_adapter, choose_adapter
 
             choice = choose_adapter(adapter_setting, ls.workspace_root, ls.workspace_trusted)
-            loaded = load_model(path, device, quantize, progress=progress)
+            loaded = load_model(
+                path, device, quantize, progress=progress, lean_only=choice.path is None
+            )
             if choice.path is not None:
                 progress("Merging the tuned adapter", 90)
                 apply_adapter(loaded, choice.path)

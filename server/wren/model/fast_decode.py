@@ -22,6 +22,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from wren.model import kernels
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
@@ -40,6 +42,10 @@ class Linear:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def normed(self, x: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+        """self(RMSNorm(x) * norm): the AVX2 kernels fuse the norm into the matmul."""
+        return self(F.rms_norm(x, (x.shape[-1],), norm, eps))
+
 
 class DenseLinear(Linear):
     """fp32 weights stored transposed: `x @ Wt` streams memory ~1.4x faster than F.linear here
@@ -57,27 +63,30 @@ class DenseLinear(Linear):
 
 
 class Q4Linear(Linear):
-    """4-bit weights with one scale and zero per 32 inputs, bf16 activations.
+    """4-bit weights with one scale and minimum per 32 inputs.
 
     Built only from weights that already lie on such a grid (a GGUF's Q4_0/Q4_1 blocks,
-    de-quantized to float by transformers), so re-packing loses nothing but the rounding of
-    the block scale to bf16. torch's CPU kernel computes every output row independently:
-    the same input row gives bit-identical output whatever the batch, which keeps KV reuse
-    and draft verification exact.
+    de-quantized to float by transformers), so re-packing loses nothing (the AVX2 kernels keep
+    the GGUF's half-precision scales) or only the rounding of the block scale to bf16 (torch's
+    kernel). Either kernel computes every output row independently: the same input row gives
+    bit-identical output whatever the batch, which keeps KV reuse and draft verification exact.
+
+    With Wren's AVX2 kernels (`kernels.py`, built by setup): nibbles in GGUF order plus half
+    scales/minimums, activations quantized to int8 per 32 inputs. Without them: torch's
+    `_weight_int4pack_mm_for_cpu` with bf16 activations.
     """
 
     def __init__(
         self,
-        packed: torch.Tensor,
-        scale_zero: torch.Tensor,
+        tensors: tuple[torch.Tensor, ...],
         out_features: int,
         bias: torch.Tensor | None,
     ) -> None:
-        self.packed = packed
-        self.scale_zero = scale_zero
+        self.tensors = tensors
         self.out_features = out_features
         self.bias = bias.detach() if bias is not None else None
-        self.nbytes = packed.numel() * packed.element_size() + scale_zero.numel() * 2
+        self.nbytes = sum(t.numel() * t.element_size() for t in tensors)
+        self.fast = len(tensors) == 3
 
     @classmethod
     def from_weight(
@@ -85,7 +94,8 @@ class Q4Linear(Linear):
     ) -> Q4Linear | None:
         """Pack `weight` [out, in] if it is on a 4-bit grid per 32 inputs, else None."""
         n, k = weight.shape
-        if k % GROUP or not hasattr(torch, "_weight_int4pack_mm_for_cpu"):
+        fast = kernels.available()
+        if k % GROUP or not (fast or hasattr(torch, "_weight_int4pack_mm_for_cpu")):
             return None
         w = weight.detach().float().reshape(n, k // GROUP, GROUP)
         lo = w.amin(-1, keepdim=True)
@@ -95,30 +105,65 @@ class Q4Linear(Linear):
         err = (q * step + lo - w).abs()
         if bool((err > tol * safe + 1e-7).any()):
             return None
+        if fast:
+            nib = q.to(torch.uint8)
+            packed = (nib[..., :16] | (nib[..., 16:] << 4)).reshape(n, k // 2).contiguous()
+            d = step.reshape(n, k // GROUP).half().contiguous()
+            m = lo.reshape(n, k // GROUP).half().contiguous()
+            return cls((packed, d, m), n, bias)
         scale_zero = torch.stack([step.squeeze(-1), (lo + 8 * step).squeeze(-1)], dim=-1)
         scale_zero = scale_zero.transpose(0, 1).contiguous().to(torch.bfloat16)  # [k/32, n, 2]
         packed = torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32).reshape(n, k), 1)
-        return cls(packed, scale_zero, n, bias)
+        return cls((packed, scale_zero), n, bias)
+
+    def normed(self, x: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+        if not self.fast:
+            return super().normed(x, norm, eps)
+        y = torch.ops.wren.q4_linear(x, *self.tensors, norm, eps)
+        return y + self.bias if self.bias is not None else y
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        y = torch._weight_int4pack_mm_for_cpu(
-            x.to(torch.bfloat16), self.packed, GROUP, self.scale_zero
-        ).float()
+        if self.fast:
+            y = torch.ops.wren.q4_linear(x, *self.tensors)
+        else:
+            packed, scale_zero = self.tensors
+            y = torch._weight_int4pack_mm_for_cpu(
+                x.to(torch.bfloat16), packed, GROUP, scale_zero
+            ).float()
         return y + self.bias if self.bias is not None else y
 
 
 class Int8Linear(Linear):
-    """int8 weights with one scale per output row, bf16 activations (the output head of a
-    4-bit model: GGUFs keep it at 8 bits, and at fp32 it would cost as much as all layers)."""
+    """int8 weights with one scale per output row (the output head of a 4-bit model: GGUFs keep
+    it at 8 bits, and at fp32 it would cost as much as all layers). Activations: int8 per 32
+    inputs with the AVX2 kernels, else bf16 through torch's kernel."""
 
     def __init__(self, weight: torch.Tensor) -> None:
         w = weight.detach().float()
         scale = (w.abs().amax(1) / 127).clamp_(min=1e-12)
-        self.q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
-        self.scale = scale.to(torch.bfloat16)
-        self.nbytes = self.q.numel() + self.scale.numel() * 2
+        q = torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+        fast = kernels.available() and w.shape[1] % GROUP == 0
+        self._set(q, scale if fast else scale.to(torch.bfloat16))
+
+    def _set(self, q: torch.Tensor, scale: torch.Tensor) -> None:
+        self.q, self.scale = q, scale
+        self.fast = scale.dtype == torch.float32  # the AVX2 kernel's layout
+        self.nbytes = self.q.numel() + self.scale.numel() * self.scale.element_size()
+
+    @classmethod
+    def packed(cls, q: torch.Tensor, scale: torch.Tensor) -> Int8Linear:
+        head = cls.__new__(cls)
+        head._set(q, scale)
+        return head
+
+    def normed(self, x: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+        if not self.fast:
+            return super().normed(x, norm, eps)
+        return torch.ops.wren.q8_linear(x, self.q, self.scale, norm, eps)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fast:
+            return torch.ops.wren.q8_linear(x, self.q, self.scale)
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale).float()
 
 
@@ -212,6 +257,7 @@ class LeanModel:
         self.sin = emb.sin()
         self.scale = 1.0 / math.sqrt(head_dim)
         self.max_positions = max_positions
+        self.rope_theta = rope_theta
 
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step reads (for the memory-bandwidth bound)."""
@@ -220,6 +266,67 @@ class LeanModel:
             total += layer.qkv.nbytes + layer.o.nbytes + layer.gate_up.nbytes + layer.down.nbytes
             total += (layer.ln1.numel() + layer.ln2.numel()) * 4
         return int(total)
+
+    def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The packed 4-bit model as named tensors plus metadata (for `packed.py`'s cache)."""
+        if self.weights != "q4" or not isinstance(self.lm_head, Int8Linear):
+            raise ValueError("only the 4-bit layout is cached")
+        tensors = {"embed": self.embed, "norm": self.norm}
+        tensors["head.q"], tensors["head.scale"] = self.lm_head.q, self.lm_head.scale
+        for i, layer in enumerate(self.layers):
+            tensors[f"{i}.ln1"], tensors[f"{i}.ln2"] = layer.ln1, layer.ln2
+            for name in ("qkv", "o", "gate_up", "down"):
+                lin = getattr(layer, name)
+                assert isinstance(lin, Q4Linear)
+                for j, t in enumerate(lin.tensors):
+                    tensors[f"{i}.{name}.{j}"] = t
+                if lin.bias is not None:
+                    tensors[f"{i}.{name}.bias"] = lin.bias
+        meta = {
+            "layers": len(self.layers),
+            "n_heads": self.n_heads,
+            "n_kv": self.n_kv,
+            "head_dim": self.head_dim,
+            "eps": self.eps,
+            "rope_theta": self.rope_theta,
+            "max_positions": self.max_positions,
+        }
+        for name in ("qkv", "o", "gate_up", "down"):
+            meta[f"out.{name}"] = getattr(self.layers[0], name).out_features
+        return {k: v.contiguous() for k, v in tensors.items()}, {k: str(v) for k, v in meta.items()}
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> LeanModel:
+        """Inverse of `to_state`. Raises KeyError/ValueError on a file that doesn't fit."""
+        n_heads, n_kv, hd = int(meta["n_heads"]), int(meta["n_kv"]), int(meta["head_dim"])
+        layers = []
+        for i in range(int(meta["layers"])):
+            lins: dict[str, Q4Linear] = {}
+            for name in ("qkv", "o", "gate_up", "down"):
+                parts: list[torch.Tensor] = []
+                while f"{i}.{name}.{len(parts)}" in tensors:
+                    parts.append(tensors[f"{i}.{name}.{len(parts)}"])
+                if len(parts) == 3 and not kernels.available():
+                    raise ValueError("packed for the AVX2 kernels, which are not available")
+                n = int(meta[f"out.{name}"])
+                lins[name] = Q4Linear(tuple(parts), n, tensors.get(f"{i}.{name}.bias"))
+            layers.append(LeanLayer(ln1=tensors[f"{i}.ln1"], ln2=tensors[f"{i}.ln2"], **lins))
+        head = Int8Linear.packed(tensors["head.q"], tensors["head.scale"])
+        if head.fast and not kernels.available():
+            raise ValueError("packed for the AVX2 kernels, which are not available")
+        return cls(
+            embed=tensors["embed"],
+            layers=layers,
+            norm=tensors["norm"],
+            lm_head=head,
+            n_heads=n_heads,
+            n_kv=n_kv,
+            head_dim=hd,
+            eps=float(meta["eps"]),
+            rope_theta=float(meta["rope_theta"]),
+            max_positions=int(meta["max_positions"]),
+            weights="q4",
+        )
 
     @classmethod
     def build(cls, model: Any, weights: str = "auto") -> LeanModel | None:
@@ -417,12 +524,10 @@ class LeanModel:
         sin = self.sin[pos:end]
         half = self.head_dim // 2
         qs, kvs, hd, nh, nkv = self.q_size, self.kv_size, self.head_dim, self.n_heads, self.n_kv
-        shape = (self.hidden,)
         eps = self.eps
         ck, cv = cache.k, cache.v
         for li, layer in enumerate(self.layers):
-            h = F.rms_norm(x, shape, layer.ln1, eps)
-            qkv = layer.qkv(h)
+            qkv = layer.qkv.normed(x, layer.ln1, eps)
             # RoPE on queries and keys together: [t, nh+nkv, hd].
             qk = qkv[:, : qs + kvs].view(t, nh + nkv, hd).transpose(0, 1)
             qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
@@ -432,11 +537,11 @@ class LeanModel:
                 qk[:nh].unsqueeze(0), ck[li : li + 1], cv[li : li + 1], pos, prompt
             )
             x = x + layer.o(attn[0].transpose(0, 1).reshape(t, qs))
-            gu = layer.gate_up(F.rms_norm(x, shape, layer.ln2, eps))
+            gu = layer.gate_up.normed(x, layer.ln2, eps)
             inter = gu.shape[1] // 2
             x = x + layer.down(F.silu(gu[:, :inter]) * gu[:, inter:])
         cache.length = end
         if not all_logits:
             x = x[-1:]
-        logits = self.lm_head(F.rms_norm(x, shape, self.norm, eps))
+        logits = self.lm_head.normed(x, self.norm, eps)
         return logits if all_logits else logits[0]

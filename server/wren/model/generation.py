@@ -8,8 +8,9 @@ lands within one chunk; decode checks the cancel token every step. Slots are evi
 least-recently-used when their memory passes a bound.
 
 Llama-shaped models run through `fast_decode.LeanModel`: a flat forward with a preallocated
-cache and, for a 4-bit GGUF, the file's own 4-bit weights packed for torch's int4 CPU kernel
-(~5x fewer bytes per token than the de-quantized fp32 weights). Other architectures, and
+cache and, for a 4-bit GGUF, the file's own 4-bit weights packed for Wren's AVX2 kernels
+(`kernels.py`; torch's int4 kernel when they are not built) — ~5x fewer bytes per token than
+the de-quantized fp32 weights. Other architectures, and
 int8-quantized modules, use the transformers forward with a DynamicCache.
 Decoding drafts tokens by prompt lookup (`GenerationParams.lookup_text`) and verifies each
 draft in one forward pass: the output is exactly plain greedy decoding's.
@@ -36,10 +37,10 @@ from typing import Any
 import torch
 
 from wren.errors import GenerationError
-from wren.model import candidates
+from wren.model import candidates, packed
 from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.kv import checkpoint, crop_to
-from wren.model.loading import LoadedModel
+from wren.model.loading import LoadedModel, converted_dir
 from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
 from wren.model.tokenizable import tokenizable
 from wren.types import (
@@ -170,7 +171,6 @@ class TransformersBackend:
         lean: bool = True,
         speculative: bool = True,
     ):
-        self.loaded = loaded
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.card = loaded.card
@@ -183,10 +183,17 @@ class TransformersBackend:
         self._stop_token_ids = self._collect_stop_ids()
         self._lookup_memo: OrderedDict[str, NgramIndex] = OrderedDict()
         self.in_flight = InFlightGauge()
-        self.lean: LeanModel | None = None
-        if lean and self.device == "cpu":
+        self.lean: LeanModel | None = loaded.lean if lean else None
+        if self.model is None and self.lean is None:
+            raise ValueError("a model loaded as the lean decoder only needs lean=True")
+        if self.lean is None and lean and self.device == "cpu":
             with torch.inference_mode():
                 self.lean = LeanModel.build(self.model)
+            cacheable = loaded.source.kind == "gguf" and not loaded.adapter and not loaded.quantized
+            if self.lean is not None and cacheable:
+                packed.save(self.lean, packed.packed_file(converted_dir(loaded.source).name))
+        if self.lean is not None:
+            self.model = None  # the decoder holds what it needs; free the fp32 layers
         log.info("decoder: %s", "lean" if self.lean is not None else "transformers")
 
     # -- tokens ---------------------------------------------------------------------------

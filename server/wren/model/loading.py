@@ -63,6 +63,7 @@ class LoadedModel:
     adapter: str = ""  # a `wren tune` adapter merged into the weights (tune.adapters), described
     adapter_note: str = ""  # why an adapter that was asked for is not in use
     quantized: bool = False  # int8: no adapter can be merged any more
+    lean: Any = None  # fast_decode.LeanModel from the packed cache (then `model` is None)
 
 
 def cache_root() -> Path:
@@ -239,12 +240,18 @@ def _convert_gguf(source: ModelSource, target: Path, progress: ProgressFn) -> No
     tmp.replace(target)
 
 
-def _from_folder(folder: Path, device: str, dtype: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _tokenizer(folder: Path) -> Any:
+    from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(
+    return AutoTokenizer.from_pretrained(
         str(folder), local_files_only=True, trust_remote_code=False
     )
+
+
+def _from_folder(folder: Path, device: str, dtype: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _tokenizer(folder)
     model = AutoModelForCausalLM.from_pretrained(
         str(folder),
         local_files_only=True,
@@ -262,8 +269,13 @@ def load_model(
     device_setting: str = "auto",
     quantize: str = "none",
     progress: ProgressFn | None = None,
+    lean_only: bool = False,
 ) -> LoadedModel:
-    """Load the model the settings name. Raises ModelLoadError with a user-facing message."""
+    """Load the model the settings name. Raises ModelLoadError with a user-facing message.
+
+    `lean_only`: the caller only decodes (no adapter to merge, no training): when the packed
+    decoder of this model is cached (packed.py), load it and the tokenizer, not the model.
+    """
     report = progress or (lambda _msg, _pct: None)
     t0 = time.perf_counter()
     source = resolve_source(path_setting)
@@ -280,6 +292,34 @@ def load_model(
     else:
         folder = source.path
     report(f"Loading {source.name}", 70)
+    if (
+        lean_only
+        and from_cache
+        and source.kind == "gguf"
+        and device == "cpu"
+        and quantize == "none"
+    ):
+        from wren.model import packed
+
+        lean = packed.load(packed.packed_file(folder.name))
+        if lean is not None:
+            tokenizer = _tokenizer(folder)
+            card = match_card(
+                source.name, _special_vocab(tokenizer), tokenizer.chat_template is not None
+            )
+            report(f"{source.name} ready on {device}", 100)
+            return LoadedModel(
+                model=None,
+                tokenizer=tokenizer,
+                card=card,
+                name=source.name,
+                device=device,
+                dtype=str(dtype).removeprefix("torch."),
+                source=source,
+                load_s=time.perf_counter() - t0,
+                from_cache=True,
+                lean=lean,
+            )
     try:
         model, tokenizer = _from_folder(folder, device, dtype)
     except Exception as err:

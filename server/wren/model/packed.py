@@ -1,0 +1,74 @@
+"""The lean decoder's packed 4-bit weights, cached on disk so a restart skips the model load.
+
+The first start de-quantizes the GGUF into fp32 safetensors (loading.py), loads them with
+transformers and packs them again for the 4-bit kernels: ~5 s of a cold start on two cores,
+and ~0.5 GB of fp32 weights kept in memory beside the packed ones. After that first start the
+packed tensors are saved here (one safetensors file per model, kernel layout and torch
+version), and `load_model(..., lean_only=True)` builds the decoder from them without loading
+the transformers model at all. A damaged or stale file is deleted and rebuilt from the model.
+A model with a `wren tune` adapter merged is never cached (its weights are not the file's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from wren.model import kernels
+from wren.model.fast_decode import LeanModel
+from wren.model.loading import cache_root
+
+log = logging.getLogger(__name__)
+
+PACK_VERSION = "1"
+
+
+def packed_file(model_key: str) -> Path:
+    """Where the packed weights of the model `model_key` (its converted folder's name) go."""
+    key = hashlib.sha256(
+        json.dumps(
+            [model_key, PACK_VERSION, kernels.available(), torch.__version__], sort_keys=True
+        ).encode()
+    ).hexdigest()[:24]
+    return cache_root() / "packed" / f"{key}.safetensors"
+
+
+def save(lean: LeanModel, path: Path) -> bool:
+    """Write the packed model atomically; False (logged) when it can't or needn't be cached."""
+    import safetensors.torch
+
+    if lean.weights != "q4":
+        return False
+    try:
+        tensors, meta = lean.to_state()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        safetensors.torch.save_file(tensors, str(tmp), metadata=meta)
+        os.replace(tmp, path)
+        return True
+    except (OSError, ValueError, RuntimeError) as err:
+        log.warning("could not cache the packed model in %s: %s", path, err)
+        return False
+
+
+def load(path: Path) -> LeanModel | None:
+    """The cached decoder, or None (the file is missing, damaged or from another layout)."""
+    import safetensors
+    import safetensors.torch
+
+    if not path.is_file():
+        return None
+    try:
+        with safetensors.safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+        tensors = safetensors.torch.load_file(str(path))
+        return LeanModel.from_state(tensors, meta)
+    except Exception as err:  # any unreadable file: rebuild it from the model
+        log.warning("cached packed model %s is unusable (%s); rebuilding it", path, err)
+        path.unlink(missing_ok=True)
+        return None

@@ -1,0 +1,122 @@
+"""Wren's AVX2 matmul kernels (server/wren/model/kernels.cpp) against plain torch math.
+
+- they are built by setup on a CPU that can run them (so the suite exercises them);
+- 4-bit and 8-bit results match the de-quantized weights times the input;
+- every output row is bit-identical whatever the batch it was computed in and the number of
+  threads (what keeps KV reuse and draft verification exact in the decoder);
+- the fused RMSNorm matches torch's;
+- the decoder's layers use them, and without them fall back to torch's kernels.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wren.model import kernels
+from wren.model.fast_decode import GROUP, Int8Linear, Q4Linear
+
+needs_cpu = pytest.mark.skipif(not kernels.cpu_supported(), reason="CPU without AVX2/FMA/F16C")
+
+
+def grid_weight(n: int, k: int, seed: int = 0) -> torch.Tensor:
+    """A weight on a Q4_1 grid with half-precision scales and minimums (as a GGUF holds)."""
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 16, (n, k // GROUP, GROUP), generator=g).float()
+    q[..., 0], q[..., 1] = 0, 15  # every block spans the whole grid, as Q4_1 blocks do
+    d = (torch.rand(n, k // GROUP, 1, generator=g) * 0.02 + 1e-3).half().float()
+    lo = (-8 * d + torch.randn(n, k // GROUP, 1, generator=g) * 1e-3).half().float()
+    return (q * d + lo).reshape(n, k)
+
+
+def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+@needs_cpu
+def test_setup_built_the_kernels_and_the_decoder_loads_them() -> None:
+    assert kernels.library_path().is_file(), (
+        "scripts/setup.sh should have built the kernels (python -m wren.model.kernels)"
+    )
+    assert kernels.available()
+    layer = Q4Linear.from_weight(grid_weight(64, 128))
+    assert layer is not None and layer.fast
+    assert Int8Linear(torch.randn(64, 128)).fast
+
+
+@needs_cpu
+@pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 1536), (5, 64)])
+def test_q4_matches_the_dequantized_weight(n: int, k: int) -> None:
+    assert kernels.available()
+    w = grid_weight(n, k)
+    layer = Q4Linear.from_weight(w)
+    assert layer is not None and layer.fast
+    x = torch.randn(7, k)
+    assert rel_err(layer(x), x @ w.T) < 1e-3  # int16 activations: ~1e-5 in practice
+
+
+@needs_cpu
+def test_q8_head_matches_the_int8_weight() -> None:
+    assert kernels.available()
+    w = torch.randn(300, 576)
+    head = Int8Linear(w)
+    assert head.fast
+    x = torch.randn(3, 576)
+    dequantized = head.q.float() * head.scale[:, None]
+    assert rel_err(head(x), x @ dequantized.T) < 2e-2  # int8 activations
+    assert rel_err(head(x), x @ w.T) < 3e-2
+
+
+@needs_cpu
+def test_fused_norm_matches_torch_rms_norm() -> None:
+    assert kernels.available()
+    w = grid_weight(64, 576, seed=1)
+    layer = Q4Linear.from_weight(w)
+    head = Int8Linear(torch.randn(80, 576))
+    assert layer is not None
+    norm = torch.rand(576) + 0.5
+    x = torch.randn(4, 576) * 3
+    expect = F.rms_norm(x, (576,), norm, 1e-5)
+    assert rel_err(layer.normed(x, norm, 1e-5), layer(expect)) < 1e-5
+    assert rel_err(head.normed(x, norm, 1e-5), head(expect)) < 1e-5
+
+
+@needs_cpu
+def test_rows_are_bit_identical_whatever_the_batch_and_threads() -> None:
+    assert kernels.available()
+    layer = Q4Linear.from_weight(grid_weight(53, 576, seed=2))  # 53: tiles and a remainder
+    head = Int8Linear(torch.randn(53, 576))
+    assert layer is not None
+    x = torch.randn(13, 576)  # odd: pairs of rows and a single one
+    norm = torch.rand(576) + 0.5
+    before = torch.get_num_threads()
+    try:
+        for op in (layer, head, lambda t: layer.normed(t, norm, 1e-5)):
+            torch.set_num_threads(1)
+            batch = op(x)
+            alone = torch.cat([op(x[i : i + 1]) for i in range(len(x))])
+            shifted = op(x[1:])
+            torch.set_num_threads(2)
+            threaded = op(x)
+            assert torch.equal(batch, alone)
+            assert torch.equal(batch[1:], shifted)
+            assert torch.equal(batch, threaded)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_without_the_kernels_the_layers_use_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(kernels._state, "loaded", False)
+    w = grid_weight(64, 576, seed=3)
+    layer = Q4Linear.from_weight(w)
+    head = Int8Linear(torch.randn(64, 576))
+    assert layer is not None and not layer.fast and not head.fast
+    x = torch.randn(2, 576)
+    assert rel_err(layer(x), x @ w.T) < 2e-2  # bf16 activations
+
+
+def test_kernels_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("WREN_KERNELS", "off")
+    assert not kernels.available()
