@@ -145,9 +145,16 @@ def score(text: str, facts: Any, style: str) -> dict[str, Any]:
         params_ok = bool(fields.get("Takes")) and not takes_problem(fields["Takes"], sig)
         returns_ok = bool(fields.get("Returns")) and not returns_problem(fields["Returns"], sig)
     elif sig is not None:
-        problems = [prose_claim_problem(s, sig) for s in sents]
+        # The plain "could not explain this" text lists the code's own Takes/Returns as fields:
+        # those are checked as fields, not as prose sentences about parameters.
+        is_field = re.compile(r"\W*(Takes|Returns):")
+        problems = [prose_claim_problem(s, sig) for s in sents if not is_field.match(s)]
+        fields = parse_fields(text) if re.search(r"^- \*\*Takes:\*\*", text, re.M) else {}
+        takes, returns = fields.get("Takes", ""), fields.get("Returns", "")
         params_ok = not any("parameter" in p for p in problems)
+        params_ok = params_ok and not (takes and takes_problem(takes, sig))
         returns_ok = not any(p and "parameter" not in p for p in problems)
+        returns_ok = returns_ok and not (returns and returns_problem(returns, sig))
     return {
         "named": len(named),
         "grounded": grounded,
@@ -259,6 +266,31 @@ def run_one(model: Any, item: Item, style: str) -> dict[str, Any]:
     }
 
 
+def rescore_saved(path: str) -> dict[str, list[dict[str, Any]]]:
+    """Score a saved run's texts again (the scoring only: the model's first answer and the
+    markdown Explain returned are kept as they are; nothing is generated or checked again)."""
+    from wren.engine.actions.explain_checks import CodeFacts
+
+    saved = json.loads(Path(path).read_text(encoding="utf-8"))
+    suite = {f"{i.module}:{i.name}": i for i in build_suite()}
+    for style, rows in saved["results"].items():
+        for row in rows:
+            item = suite[row["function"]]
+            text = Path(item.path).read_text(encoding="utf-8")
+            lines = text.split("\n")
+            shown = re.match(r"\*\*Lines? (\d+)(?:–(\d+))?", row["markdown"])
+            first, last = (
+                (int(shown[1]), int(shown[2] or shown[1])) if shown else (item.first, item.last)
+            )
+            code = "\n".join(lines[first - 1 : last]) + "\n"
+            facts = CodeFacts(code, text, "python", first, Path(item.path).name)
+            row["before"] = score(row["raw"], facts, style)
+            row["after"] = score(strip_header(row["markdown"]), facts, style)
+    saved["run"]["rescored"] = "scores recomputed from the saved texts by " + " ".join(sys.argv)
+    Path(path).write_text(json.dumps(saved, indent=1), encoding="utf-8")
+    return saved
+
+
 def uptime() -> str:
     try:
         return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -331,7 +363,13 @@ def main() -> int:
     ap.add_argument("--list", action="store_true", help="print the suite and exit")
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "eval_explain.json"))
     ap.add_argument("--write-benchmarks", action="store_true")
+    ap.add_argument("--score", default="", help="score a saved run's texts again (no model run)")
     args = ap.parse_args()
+    if args.score:
+        saved = rescore_saved(args.score)
+        print(json.dumps(saved["run"], indent=1))
+        print(table(saved["results"]) + "\n" + timing(saved["results"]))
+        return 0
     suite = build_suite()
     if args.limit:
         suite = suite[: args.limit]
