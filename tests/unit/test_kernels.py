@@ -120,3 +120,36 @@ def test_kernels_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kernels, "_state", {})
     monkeypatch.setenv("WREN_KERNELS", "off")
     assert not kernels.available()
+
+
+@needs_cpu
+def test_decode_attention_matches_rope_and_sdpa_in_double_precision() -> None:
+    assert kernels.available()
+    g = torch.Generator().manual_seed(4)
+    nh, nkv, hd, cap, pos, t = 9, 3, 64, 64, 37, 5
+    ck, cv = torch.randn(nkv, cap, hd, generator=g), torch.randn(nkv, cap, hd, generator=g)
+    qkv = torch.randn(t, (nh + 2 * nkv) * hd, generator=g)
+    cos, sin = torch.rand(t, hd, generator=g), torch.rand(t, hd, generator=g)
+    want_k, want_v = ck.clone(), cv.clone()
+    got = torch.ops.wren.attend_decode(qkv, ck, cv, cos, sin, pos, nh, nkv, 0.125)
+    # The Python path: RoPE as fast_decode writes it, keys/values into the cache, causal rows.
+    half = hd // 2
+    qk = qkv[:, : (nh + nkv) * hd].view(t, nh + nkv, hd).transpose(0, 1)
+    qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+    want_k[:, pos : pos + t] = qk[nh:]
+    want_v[:, pos : pos + t] = qkv[:, (nh + nkv) * hd :].view(t, nkv, hd).transpose(0, 1)
+    assert torch.equal(ck, want_k) and torch.equal(cv, want_v)  # bit-identical cache writes
+    rows = []
+    for i in range(t):
+        q = qk[:nh, i : i + 1].unsqueeze(0).double()
+        k = want_k[:, : pos + i + 1].unsqueeze(0).double()
+        v = want_v[:, : pos + i + 1].unsqueeze(0).double()
+        out = F.scaled_dot_product_attention(q, k, v, scale=0.125, enable_gqa=True)
+        rows.append(out[0].transpose(0, 1).reshape(1, nh * hd))
+    assert rel_err(got, torch.cat(rows).float()) < 1e-5
+    # Row i alone, after rows < i were written, gives the same bits as in the batch.
+    ck2, cv2 = want_k.clone(), want_v.clone()
+    last = torch.ops.wren.attend_decode(
+        qkv[t - 1 :], ck2, cv2, cos[t - 1 :], sin[t - 1 :], pos + t - 1, nh, nkv, 0.125
+    )
+    assert torch.equal(last, got[t - 1 :])

@@ -31,6 +31,7 @@ CACHE_GROW = 256  # positions added to a slot's cache at a time (a multiple of B
 BLOCK = 16  # prompt positions whose attention is computed in one fixed-shape call
 
 
+ATTEND_HEAD_DIMS = (32, 64, 80, 96, 128)  # what kernels.cpp's attend_decode is built for
 GROUP = 32  # GGUF block size (Q4_0/Q4_1/Q8_0), along the input dimension
 
 
@@ -526,9 +527,22 @@ class LeanModel:
         qs, kvs, hd, nh, nkv = self.q_size, self.kv_size, self.head_dim, self.n_heads, self.n_kv
         eps = self.eps
         ck, cv = cache.k, cache.v
+        # Decode rows (not prompt blocks) go through the AVX2 attention kernel when it's built.
+        fast_attention = (
+            not prompt and kernels.available() and self.head_dim in (32, 64, 80, 96, 128)
+        )
         for li, layer in enumerate(self.layers):
             qkv = layer.qkv.normed(x, layer.ln1, eps)
             # RoPE on queries and keys together: [t, nh+nkv, hd].
+            if fast_attention:  # RoPE, cache write and attention in one kernel call
+                attn = torch.ops.wren.attend_decode(
+                    qkv, ck[li], cv[li], cos, sin, pos, nh, nkv, self.scale
+                )
+                x = x + layer.o(attn)
+                gu = layer.gate_up.normed(x, layer.ln2, eps)
+                inter = gu.shape[1] // 2
+                x = x + layer.down(F.silu(gu[:, :inter]) * gu[:, inter:])
+                continue
             qk = qkv[:, : qs + kvs].view(t, nh + nkv, hd).transpose(0, 1)
             qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
             ck[li, :, pos:end] = qk[nh:]

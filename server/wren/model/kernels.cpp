@@ -284,14 +284,168 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
   return out;
 }
 
+// e^x for x <= 0 (softmax scores minus their maximum): 2^n * e^r with |r| <= ln2/2 and a
+// degree-6 polynomial for e^r (relative error ~1e-7).
+inline __m256 exp_neg(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(n));
+}
+
+// RoPE of one head (x * cos + rotate_half(x) * sin, the same products and sum as torch's
+// element-wise ops, so the rotated values are bit-identical to the Python path's).
+inline void rope(const float* x, const float* c, const float* s, int64_t hd, float* out) {
+  const int64_t half = hd / 2;
+  for (int64_t d = 0; d < half; ++d) out[d] = x[d] * c[d] + (-x[d + half]) * s[d];
+  for (int64_t d = half; d < hd; ++d) out[d] = x[d] * c[d] + x[d - half] * s[d];
+}
+
+// One decode position of one head: softmax(q . K[:len] * scale) . V[:len]. HD8 = head_dim / 8
+// vectors; four keys at a time for the scores and one accumulator per vector for the
+// weighted sum, so the multiply-adds don't wait on each other.
+template <int HD8>
+void attend_row(const float* q, const float* k, const float* v, int64_t len, float scale,
+                float* scores, float* out) {
+  constexpr int64_t hd = HD8 * 8;
+  __m256 qv[HD8];
+  for (int d = 0; d < HD8; ++d) qv[d] = _mm256_loadu_ps(q + d * 8);
+  float mx = -INFINITY;
+  int64_t j = 0;
+  for (; j + 4 <= len; j += 4) {
+    __m256 a[4];
+    for (int u = 0; u < 4; ++u) {
+      a[u] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k + (j + u) * hd));
+      for (int d = 1; d < HD8; ++d) {
+        a[u] = _mm256_fmadd_ps(qv[d], _mm256_loadu_ps(k + (j + u) * hd + d * 8), a[u]);
+      }
+    }
+    for (int u = 0; u < 4; ++u) {
+      scores[j + u] = hsum(a[u]) * scale;
+      mx = std::max(mx, scores[j + u]);
+    }
+  }
+  for (; j < len; ++j) {
+    __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k + j * hd));
+    for (int d = 1; d < HD8; ++d) a = _mm256_fmadd_ps(qv[d], _mm256_loadu_ps(k + j * hd + d * 8), a);
+    scores[j] = hsum(a) * scale;
+    mx = std::max(mx, scores[j]);
+  }
+  const __m256 mv = _mm256_set1_ps(mx);
+  __m256 sv = _mm256_setzero_ps();
+  j = 0;
+  for (; j + 8 <= len; j += 8) {
+    const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(scores + j), mv));
+    _mm256_storeu_ps(scores + j, e);
+    sv = _mm256_add_ps(sv, e);
+  }
+  float sum = hsum(sv);
+  for (; j < len; ++j) {
+    float tail[8] = {scores[j] - mx, 0, 0, 0, 0, 0, 0, 0};
+    _mm256_storeu_ps(tail, exp_neg(_mm256_loadu_ps(tail)));
+    scores[j] = tail[0];
+    sum += tail[0];
+  }
+  __m256 acc[HD8];
+  for (int d = 0; d < HD8; ++d) acc[d] = _mm256_setzero_ps();
+  for (int64_t jj = 0; jj < len; ++jj) {
+    const __m256 w = _mm256_set1_ps(scores[jj]);
+    for (int d = 0; d < HD8; ++d) {
+      acc[d] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + jj * hd + d * 8), acc[d]);
+    }
+  }
+  const __m256 inv = _mm256_set1_ps(1.f / sum);
+  for (int d = 0; d < HD8; ++d) _mm256_storeu_ps(out + d * 8, _mm256_mul_ps(acc[d], inv));
+}
+
+using AttendRow = void (*)(const float*, const float*, const float*, int64_t, float, float*,
+                           float*);
+
+AttendRow attend_row_for(int64_t hd) {
+  switch (hd) {
+    case 32: return attend_row<4>;
+    case 64: return attend_row<8>;
+    case 80: return attend_row<10>;
+    case 96: return attend_row<12>;
+    case 128: return attend_row<16>;
+    default: return nullptr;
+  }
+}
+
+// Decode rows of one layer: RoPE on q and k of each of the t rows of qkv [t, (nh + 2 nkv) hd],
+// keys/values written into the layer's cache ck/cv [nkv, capacity, hd] at pos.., then each
+// row attends over exactly the positions up to its own. Each (row, head) is computed alone,
+// so a row's output is the same whatever t is (draft verification = one-token steps).
+at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& cv,
+                         const at::Tensor& cos_in, const at::Tensor& sin_in, int64_t pos,
+                         int64_t nh, int64_t nkv, double scale) {
+  const at::Tensor qkv = qkv_in.contiguous();
+  const at::Tensor cs = cos_in.contiguous(), sn = sin_in.contiguous();
+  TORCH_CHECK(qkv.scalar_type() == at::kFloat && ck.scalar_type() == at::kFloat &&
+                  cv.scalar_type() == at::kFloat && ck.is_contiguous() && cv.is_contiguous() &&
+                  ck.dim() == 3 && nh % nkv == 0,
+              "attend_decode: float32 tensors, contiguous caches [kv_heads, capacity, head_dim]");
+  const int64_t t = qkv.size(0), hd = ck.size(2), cap = ck.size(1);
+  const AttendRow attend_row_hd = attend_row_for(hd);
+  TORCH_CHECK(attend_row_hd != nullptr, "attend_decode: head_dim must be 32/64/80/96/128");
+  TORCH_CHECK(qkv.size(1) == (nh + 2 * nkv) * hd && pos + t <= cap &&
+                  cs.size(0) == t && cs.size(1) == hd,
+              "attend_decode: shapes do not fit");
+  const float* src = qkv.data_ptr<float>();
+  const float* c = cs.data_ptr<float>();
+  const float* s = sn.data_ptr<float>();
+  float* kp = ck.data_ptr<float>();
+  float* vp = cv.data_ptr<float>();
+  at::Tensor q = at::empty({t, nh, hd}, qkv.options());
+  float* qp = q.data_ptr<float>();
+  const int64_t width = (nh + 2 * nkv) * hd;
+  for (int64_t i = 0; i < t; ++i) {
+    const float* row = src + i * width;
+    for (int64_t h = 0; h < nh; ++h) rope(row + h * hd, c + i * hd, s + i * hd, hd, qp + (i * nh + h) * hd);
+    for (int64_t h = 0; h < nkv; ++h) {
+      rope(row + (nh + h) * hd, c + i * hd, s + i * hd, hd, kp + (h * cap + pos + i) * hd);
+      std::copy(row + (nh + nkv + h) * hd, row + (nh + nkv + h + 1) * hd,
+                vp + (h * cap + pos + i) * hd);
+    }
+  }
+  at::Tensor out = at::empty({t, nh * hd}, qkv.options());
+  float* op = out.data_ptr<float>();
+  const int64_t group = nh / nkv;
+  const int64_t work = t * nh * (pos + t) * hd;
+  const int64_t grain = work < (1 << 18) ? t * nh : 1;  // small: one thread, no wake-up cost
+  at::parallel_for(0, t * nh, grain, [&](int64_t b, int64_t e) {
+    std::vector<float> scores(static_cast<size_t>(pos + t + 8));
+    for (int64_t w = b; w < e; ++w) {
+      const int64_t i = w / nh, h = w % nh, kvh = h / group;
+      attend_row_hd(qp + w * hd, kp + kvh * cap * hd, vp + kvh * cap * hd, pos + i + 1,
+                    static_cast<float>(scale), scores.data(), op + i * nh * hd + h * hd);
+    }
+  });
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY(wren, m) {
   m.def("q4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, Tensor? norm=None, float eps=0.0) -> Tensor");
   m.def("q8_linear(Tensor x, Tensor w, Tensor scale, Tensor? norm=None, float eps=0.0) -> Tensor");
+  m.def(
+      "attend_decode(Tensor qkv, Tensor(a!) ck, Tensor(b!) cv, Tensor cos, Tensor sin, int pos, "
+      "int nh, int nkv, float scale) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(wren, CPU, m) {
   m.impl("q4_linear", &q4_linear);
   m.impl("q8_linear", &q8_linear);
+  m.impl("attend_decode", &attend_decode);
 }

@@ -17,12 +17,15 @@ from pathlib import Path
 
 import torch
 
-from wren.model.loading import cache_root
+from wren.model.cache_dir import cache_root
 
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("kernels.cpp")
-CFLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off"]
+# -fopenmp: at::parallel_for splits rows over torch's intra-op threads. The library's
+# libgomp.so.1 resolves to the one torch already loaded (same soname), so there is one pool.
+CFLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
 
 _state: dict[str, bool] = {}
@@ -64,6 +67,7 @@ def build() -> Path:
         name="wren_kernels",
         sources=[str(SOURCE)],
         extra_cflags=CFLAGS,
+        extra_ldflags=LDFLAGS,
         build_directory=str(out),
         is_python_module=False,
         verbose=False,

@@ -20,6 +20,7 @@ from typing import Any
 
 from wren.cards import ModelCard, match_card
 from wren.errors import ModelLoadError
+from wren.model.cache_dir import cache_root
 from wren.model.checks import (
     PICKLE_SUFFIXES,
     check_gguf_file,
@@ -64,14 +65,6 @@ class LoadedModel:
     adapter_note: str = ""  # why an adapter that was asked for is not in use
     quantized: bool = False  # int8: no adapter can be merged any more
     lean: Any = None  # fast_decode.LeanModel from the packed cache (then `model` is None)
-
-
-def cache_root() -> Path:
-    env = os.environ.get("WREN_CACHE_DIR")
-    if env:
-        return Path(env)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "wren"
 
 
 def default_model_file() -> Path | None:

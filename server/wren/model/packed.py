@@ -20,8 +20,8 @@ from pathlib import Path
 import torch
 
 from wren.model import kernels
+from wren.model.cache_dir import cache_root
 from wren.model.fast_decode import LeanModel
-from wren.model.loading import cache_root
 
 log = logging.getLogger(__name__)
 
