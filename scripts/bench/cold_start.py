@@ -25,7 +25,7 @@ def main() -> None:
     from wren.types import CancelToken, Snapshot
 
     t_imports = time.time()
-    loaded = load_model()
+    loaded = load_model(lean_only=True)  # as the server does without an adapter
     t_loaded = time.time()
     backend = TransformersBackend(loaded)
     backend.warm_up()

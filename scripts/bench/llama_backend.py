@@ -27,13 +27,21 @@ class LlamaCppBackend:
     name = "llama-cpp-python"
     device = "cpu"
 
-    def __init__(self, python: str, model: Path, tokenizer_backend: Any, threads: int) -> None:
+    def __init__(
+        self,
+        python: str,
+        model: Path,
+        tokenizer_backend: Any,
+        threads: int,
+        n_batch: int = 128,
+    ) -> None:
         self.tok = tokenizer_backend  # a TransformersBackend, for tokenize/detokenize only
         self.card = tokenizer_backend.card
         # The peer's own best: OpenMP's default (spinning) wait policy, whatever Wren uses.
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         self.proc = subprocess.Popen(
-            [python, str(SERVER), "--model", str(model), "--threads", str(threads)],
+            [python, str(SERVER), "--model", str(model)]
+            + ["--threads", str(threads), "--n-batch", str(n_batch)],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -8,6 +8,7 @@ stdin, one answer per line on stdout:
                                     "stop_reason"}  or {"cancelled": true}
   {"op": "prefill", "ids": [...]} -> {"prefill_s": ...}
   {"op": "cancel"}                 (while a generate runs: stop it at the next token)
+  {"op": "prefill_rate", "ids": [...]}         -> {"tokens_per_s": ...}  (empty cache)
   {"op": "decode_rate", "ids": [...], "n": 64} -> {"tokens_per_s": ...}
   {"op": "rss"}                    -> {"peak_rss_mb": ...}
 
@@ -127,6 +128,15 @@ def prefill(llm: Llama, req: dict[str, Any]) -> dict[str, Any]:
     return {"prefill_s": time.perf_counter() - t0}
 
 
+def prefill_rate(llm: Llama, req: dict[str, Any]) -> dict[str, Any]:
+    """Evaluate `ids` from an empty cache in one call (n_batch tokens at a time)."""
+    ids = req["ids"]
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(ids)
+    return {"tokens_per_s": len(ids) / (time.perf_counter() - t0)}
+
+
 def decode_rate(llm: Llama, req: dict[str, Any]) -> dict[str, Any]:
     ids = req["ids"]
     n = int(req.get("n", 64))
@@ -145,6 +155,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--n-ctx", type=int, default=4096)
+    ap.add_argument("--n-batch", type=int, default=128)  # the replay's prefill step
     args = ap.parse_args()
     t0 = time.perf_counter()
     llm = Llama(
@@ -152,13 +163,18 @@ def main() -> None:
         n_ctx=args.n_ctx,
         n_threads=args.threads,
         n_threads_batch=args.threads,
-        n_batch=128,
+        n_batch=args.n_batch,
         verbose=False,
         seed=0,
     )
     llm.set_cache(LlamaRAMCache(capacity_bytes=512 << 20))
     print(json.dumps({"ready": True, "load_s": time.perf_counter() - t0}), flush=True)
-    ops = {"generate": generate, "prefill": prefill, "decode_rate": decode_rate}
+    ops = {
+        "generate": generate,
+        "prefill": prefill,
+        "prefill_rate": prefill_rate,
+        "decode_rate": decode_rate,
+    }
     while True:
         try:
             line = STDIN.readline()

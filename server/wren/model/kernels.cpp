@@ -330,10 +330,11 @@ void attend_row(const float* q, const float* k, const float* v, int64_t len, flo
         a[u] = _mm256_fmadd_ps(qv[d], _mm256_loadu_ps(k + (j + u) * hd + d * 8), a[u]);
       }
     }
-    for (int u = 0; u < 4; ++u) {
-      scores[j + u] = hsum(a[u]) * scale;
-      mx = std::max(mx, scores[j + u]);
-    }
+    // Four horizontal sums at once: lanes of h hold the pairwise sums of a[0..3].
+    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+    for (int u = 0; u < 4; ++u) mx = std::max(mx, scores[j + u]);
   }
   for (; j < len; ++j) {
     __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k + j * hd));
@@ -422,7 +423,7 @@ at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& c
   float* op = out.data_ptr<float>();
   const int64_t group = nh / nkv;
   const int64_t work = t * nh * (pos + t) * hd;
-  const int64_t grain = work < (1 << 18) ? t * nh : 1;  // small: one thread, no wake-up cost
+  const int64_t grain = work < (1 << 16) ? t * nh : 1;  // small: one thread, no wake-up cost
   at::parallel_for(0, t * nh, grain, [&](int64_t b, int64_t e) {
     std::vector<float> scores(static_cast<size_t>(pos + t + 8));
     for (int64_t w = b; w < e; ++w) {
