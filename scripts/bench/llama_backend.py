@@ -39,9 +39,9 @@ class LlamaCppBackend:
         self.card = tokenizer_backend.card
         # The peer's own best: OpenMP's default (spinning) wait policy, whatever Wren uses.
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        argv = [python, str(SERVER), "--model", str(model), "--threads", str(threads)]
         self.proc = subprocess.Popen(
-            [python, str(SERVER), "--model", str(model)]
-            + ["--threads", str(threads), "--n-batch", str(n_batch)],
+            [*argv, "--n-batch", str(n_batch)],
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
