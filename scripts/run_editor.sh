@@ -68,11 +68,11 @@ class Inventory:
             self.items[item.name] = item
 
     def total_value(self) -> float:
-        """The value of everything in stock."""
-        return sum(item.price * item.quantity for item in self.items.values())
+        """The value of everything in stock (there is a bug here for Wren: Fix)."""
+        return sum(itme.price * item.quantity for item in self.items.values())
 
     def cheapest(self) -> Item:
-        """The item with the lowest price (there is a bug here for Wren: Fix)."""
+        """The item with the lowest price (a harder bug: the default 135M model misses it)."""
         return max(self.items.values(), key=lambda item: item.price)
 
     # Return the names of the items whose quantity is below `threshold`, sorted by name.

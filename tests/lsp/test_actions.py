@@ -259,6 +259,24 @@ async def test_fix_of_the_editor_sample_is_verified_only_if_max_changed(
         assert "max(" not in after, (result, after)
 
 
+async def test_fix_of_the_editor_samples_typo_is_verified_and_correct(
+    client: LanguageClient,
+) -> None:
+    """The `make run` sample's first bug (`itme` in `total_value`): the README promises the
+    default model fixes it, with no editor diagnostic given (Wren finds the undefined name)."""
+    text = editor_sample()
+    lines = text.split("\n")
+    row = next(i for i, line in enumerate(lines) if "itme.price" in line)
+    uri = open_doc(client, text, name="inventory.py")
+    result = await command(client, "wren.server.fix", {"uri": uri, "range": _rng(row, 8, row, 8)})
+    assert result["verified"] is True and result["edit"] is not None, result
+    new = apply_edit(text, result["edit"])
+    after = _function_source(new, "total_value")
+    assert "itme" not in after and "item.price * item.quantity" in after, after
+    assert _function_source(new, "cheapest") == _function_source(text, "cheapest")
+    assert '"""The value of everything in stock' in after  # the docstring is kept
+
+
 async def test_generate_never_verifies_a_second_definition(client: LanguageClient) -> None:
     """Issue 10: a comment below `mean` produced a second `def mean`, labelled checked."""
     text = (

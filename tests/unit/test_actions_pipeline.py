@@ -417,3 +417,36 @@ def test_restate_repair_asks_again_without_the_failed_code() -> None:
     assert "Earlier attempts were wrong:\n- the result does not parse" in second
     assert "return a +\n" not in second  # the failed attempt is not shown again
     assert second.count("<|user|>") == 1  # one fresh request, not a longer conversation
+
+
+TYPO = (
+    "class Inventory:\n"
+    "    def total(self) -> float:\n"
+    '        """The value of everything."""\n'
+    "        return sum(itme.price for item in self.items)\n"
+)
+
+
+def test_fix_names_an_undefined_name_itself_and_requires_it_gone() -> None:
+    # First answer rewrites the line but keeps the typo; the second fixes it, without the
+    # return annotation (which a small model often drops): that is spliced under the original.
+    model, backend = model_for(
+        "def total(self):\n    return sum(itme.price for item in self.items)\n```",
+        "def total(self):\n    return sum(item.price for item in self.items)\n```",
+    )
+    out = fix(model, FixRequest(TYPO, "python", 60, 60), STATIC, CancelToken())
+    assert '"itme" is not defined' in backend.prompts[0]  # no editor diagnostic was given
+    assert out.verified and out.rounds == 2, out.reason
+    assert '"itme" is still not defined' in backend.prompts[1]
+    assert out.edit is not None
+    new = out.edit.apply(TYPO)
+    assert "return sum(item.price for item in self.items)" in new
+    assert 'def total(self) -> float:\n        """The value of everything."""' in new
+
+
+def test_fix_does_not_call_a_name_the_file_defines_undefined() -> None:
+    text = "LIMIT = 3\n\n\ndef f(x):\n    return min(x, LIMIT) +\n"
+    model, backend = model_for("def f(x):\n    return min(x, LIMIT)\n```")
+    out = fix(model, FixRequest(text, "python", 30, 30), STATIC, CancelToken())
+    assert out.verified, out.reason
+    assert "not defined" not in backend.prompts[0]

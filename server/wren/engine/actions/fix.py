@@ -35,7 +35,13 @@ from wren.engine.actions.regions import (
     check_region_text,
     fix_region,
 )
-from wren.engine.actions.verify import CheckResult, python_syntax_error, syntax_error_in
+from wren.engine.actions.verify import (
+    CheckResult,
+    code_identifiers,
+    python_syntax_error,
+    syntax_error_in,
+    undefined_names,
+)
 from wren.types import CancelToken
 
 
@@ -49,8 +55,21 @@ class FixRequest:
     path: str = ""
 
 
+def undefined_in_region(request: FixRequest, region: Region) -> list[str]:
+    """Python: names the region reads that nothing in the document defines (a typo, a missing
+    import) -- what an editor's "X is not defined" diagnostic would say, found by Wren itself."""
+    if request.language_id != "python":
+        return []
+    text = normalize_eol(request.text)
+    names = undefined_names(text)
+    if not names:
+        return []
+    in_region = code_identifiers(region.text_of(text))
+    return sorted(n for n in names if n in in_region)
+
+
 def problems_in(request: FixRequest, region: Region) -> list[str]:
-    """The given diagnostics plus a syntax error Wren finds in the region itself."""
+    """The given diagnostics plus a syntax error or undefined names Wren finds in the region."""
     problems = [p.strip() for p in request.problems if p.strip()]
     text = normalize_eol(request.text)
     found: str | None = None
@@ -64,6 +83,9 @@ def problems_in(request: FixRequest, region: Region) -> list[str]:
             found = err_text
     if found is not None and not any("syntax" in p.lower() for p in problems):
         problems.append(found)
+    for name in undefined_in_region(request, region):
+        if not any(name in p for p in problems):
+            problems.append(f'"{name}" is not defined')
     return problems
 
 
@@ -100,6 +122,7 @@ def fix(
     except BadInput as err:
         return refused(str(err), "Fix")
     problems = problems_in(request, region)
+    undefined_before = undefined_in_region(request, region)
     title = _title(problems, region)
     eol = detect_eol(text)
     unit = detect_indent_unit(text)
@@ -139,6 +162,10 @@ def fix(
         new_region = to_eol(new_region, eol)
         edit = minimal_edit(text, region.start, region.end, new_region)
         new_document = edit.apply(text)
+        still = undefined_names(normalize_eol(new_document)) or set()
+        left = [n for n in undefined_before if n in still]
+        if left:  # a fix of the region must not leave its own undefined names in place
+            return f'"{left[0]}" is still not defined; use a name the code defines'
         first_row = region.first_row
         last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
         # A layout diagnostic (line too long, blank lines...) is fixed by whitespace alone;
@@ -191,6 +218,17 @@ class DocumentedFunction:
     docstring: str
     without_docstring: str
 
+    def _only_drops_annotations(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """The model kept the parameters but left out annotations (small models often do):
+        that is no change to make, so its body goes under the original signature."""
+        original = function_named(self.header + "    pass\n", self.name)
+        if original is None or _bare(node) != _bare(original):
+            return False
+        mine, theirs = _annotations(original), _annotations(node)
+        if len(mine) != len(theirs):
+            return False
+        return all(t is None or t == m for m, t in zip(mine, theirs, strict=True))
+
     def splice(self, answer: str) -> str | None:
         node = function_named(answer, self.name)
         if node is None:
@@ -198,7 +236,7 @@ class DocumentedFunction:
                 return None
             body = dedent(answer).strip("\n") + "\n"  # just the body
         else:
-            if _signature(node) != self.signature:
+            if _signature(node) != self.signature and not self._only_drops_annotations(node):
                 return answer  # the model changed the signature: take its whole function
             found = function_body(answer, self.name)
             if found is None:
@@ -210,6 +248,24 @@ class DocumentedFunction:
 
 def _signature(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return ast.dump(node.args) + "->" + (ast.dump(node.returns) if node.returns else "")
+
+
+def _annotations(node: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str | None]:
+    a = node.args
+    params = [*a.posonlyargs, *a.args, a.vararg, *a.kwonlyargs, a.kwarg]
+    found = [p.annotation if p is not None else None for p in params] + [node.returns]
+    return [ast.dump(x) if x is not None else None for x in found]
+
+
+def _bare(node: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    """The signature without annotations (a copy; `node` is untouched)."""
+    copy = ast.parse(ast.unparse(node.args).join(("def f(", "): pass"))).body[0]
+    assert isinstance(copy, ast.FunctionDef)
+    a = copy.args
+    for param in [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]:
+        if param is not None:
+            param.annotation = None
+    return ast.dump(a)
 
 
 def split_docstring(code: str) -> DocumentedFunction | None:
