@@ -801,10 +801,8 @@ def analyze(
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--suite", choices=("single", "multi", "xfile"), default="single")
-    parser.add_argument("--sample", "--limit", type=int, default=None, help="tasks to run")
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The engine switches every completion suite shares (seed, context, budget, ablations)."""
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--context", action="store_true", help="repository context on")
     parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
@@ -818,6 +816,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run with fix_indentation's indent-into-block branch limited to column 0",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--suite", choices=("single", "multi", "xfile"), default="single")
+    parser.add_argument("--sample", "--limit", type=int, default=None, help="tasks to run")
+    add_run_options(parser)
     parser.add_argument("--workspace", default="", help="xfile: where packages are copied")
     parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
     parser.add_argument("--name", default="")

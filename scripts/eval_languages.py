@@ -60,8 +60,7 @@ sys.path.insert(0, str(SCRIPTS))
 
 import eval_common  # noqa: E402
 import eval_infill  # noqa: E402
-from eval_infill import Task, _records  # noqa: E402
-from wren.config import ContextSettings  # noqa: E402
+from eval_infill import Task, _records, add_run_options  # noqa: E402
 from wren.context.syntax import literal_at  # noqa: E402
 from wren.engine.actions.regions import comment_lines  # noqa: E402
 
@@ -317,19 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--languages", nargs="+", choices=LANGUAGES, default=list(LANGUAGES))
     parser.add_argument("--per-language", type=int, default=100, help="masked lines each")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--context", action="store_true", help="repository context on")
-    parser.add_argument("--budget-ms", type=int, default=ContextSettings().budgetMs)
-    parser.add_argument("--no-rerank", action="store_true", help="skip the rerank stage")
-    parser.add_argument(
-        "--context-only", choices=("symbols", "neighbors"), default=None, help="context ablation"
-    )
-    parser.add_argument("--no-healing", action="store_true", help="ablation: no token healing")
-    parser.add_argument(
-        "--patch-indentation",
-        action="store_true",
-        help="run with fix_indentation's indent-into-block branch limited to column 0",
-    )
+    add_run_options(parser)
     parser.add_argument("--out-dir", default=str(DEFAULT_OUT))
     parser.add_argument("--name", default="")
     parser.add_argument("--summary", nargs="+", metavar="JSONL", help="print tables and exit")

@@ -25,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -212,33 +213,25 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> sc(static_cast<size_t>(2 * 4 * nb));
     float* s = sc.data();
+    // X input rows (starting at i) against output rows r0..r1: 4 at a time, then one by one.
+    auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
+      constexpr int X = decltype(x_rows)::value;
+      const int64_t xo = i * k, bo = i * nb;
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) {
+        q4_tile<X, 4>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
+                      k, s, op + i * n + r, n);
+      }
+      for (; r < r1; ++r) {
+        q4_tile<X, 1>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
+                      k, s, op + i * n + r, n);
+      }
+    };
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * TILE, r1 = std::min(n, r0 + TILE);
       int64_t i = 0;
-      for (; i + 2 <= m; i += 2) {
-        const int64_t xo = i * k, bo = i * nb;
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) {
-          q4_tile<2, 4>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                        k, s, op + i * n + r, n);
-        }
-        for (; r < r1; ++r) {
-          q4_tile<2, 1>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                        k, s, op + i * n + r, n);
-        }
-      }
-      for (; i < m; ++i) {
-        const int64_t xo = i * k, bo = i * nb;
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) {
-          q4_tile<1, 4>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                        k, s, op + i * n + r, n);
-        }
-        for (; r < r1; ++r) {
-          q4_tile<1, 1>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                        k, s, op + i * n + r, n);
-        }
-      }
+      for (; i + 2 <= m; i += 2) rows(std::integral_constant<int, 2>{}, i, r0, r1);
+      for (; i < m; ++i) rows(std::integral_constant<int, 1>{}, i, r0, r1);
     }
   });
   return out;

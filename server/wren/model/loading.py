@@ -285,54 +285,36 @@ def load_model(
     else:
         folder = source.path
     report(f"Loading {source.name}", 70)
-    if (
-        lean_only
-        and from_cache
-        and source.kind == "gguf"
-        and device == "cpu"
-        and quantize == "none"
-    ):
+    lean = None
+    four_bit_on_cpu = source.kind == "gguf" and device == "cpu" and quantize == "none"
+    if lean_only and from_cache and four_bit_on_cpu:
         from wren.model import packed
 
         lean = packed.load(packed.packed_file(folder.name))
-        if lean is not None:
-            tokenizer = _tokenizer(folder)
-            card = match_card(
-                source.name, _special_vocab(tokenizer), tokenizer.chat_template is not None
-            )
-            report(f"{source.name} ready on {device}", 100)
-            return LoadedModel(
-                model=None,
-                tokenizer=tokenizer,
-                card=card,
-                name=source.name,
-                device=device,
-                dtype=str(dtype).removeprefix("torch."),
-                source=source,
-                load_s=time.perf_counter() - t0,
-                from_cache=True,
-                lean=lean,
-            )
-    try:
-        model, tokenizer = _from_folder(folder, device, dtype)
-    except Exception as err:
-        if source.kind == "gguf" and from_cache:
-            # A damaged cache entry: rebuild it from the GGUF once.
-            log.warning("cached conversion in %s is unusable (%s); rebuilding", folder, err)
-            shutil.rmtree(folder, ignore_errors=True)
-            from_cache = False
-            _convert_gguf(source, folder, report)
+    model = None
+    if lean is not None:
+        tokenizer = _tokenizer(folder)
+    else:
+        try:
             model, tokenizer = _from_folder(folder, device, dtype)
-        else:
-            raise ModelLoadError(
-                f"Could not load the model in {folder} ({type(err).__name__}: {err})."
-            ) from err
-    if quantize == "int8" and device == "cpu":
+        except Exception as err:
+            if source.kind == "gguf" and from_cache:
+                # A damaged cache entry: rebuild it from the GGUF once.
+                log.warning("cached conversion in %s is unusable (%s); rebuilding", folder, err)
+                shutil.rmtree(folder, ignore_errors=True)
+                from_cache = False
+                _convert_gguf(source, folder, report)
+                model, tokenizer = _from_folder(folder, device, dtype)
+            else:
+                raise ModelLoadError(
+                    f"Could not load the model in {folder} ({type(err).__name__}: {err})."
+                ) from err
+    quantized = model is not None and quantize == "int8" and device == "cpu"
+    if quantized:
         import torch
 
         report("Quantizing linear layers to int8", 90)
         model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-    quantized = quantize == "int8" and device == "cpu"
     card = match_card(source.name, _special_vocab(tokenizer), tokenizer.chat_template is not None)
     report(f"{source.name} ready on {device}", 100)
     return LoadedModel(
@@ -346,6 +328,7 @@ def load_model(
         load_s=time.perf_counter() - t0,
         from_cache=from_cache,
         quantized=quantized,
+        lean=lean,
     )
 
 
