@@ -63,6 +63,10 @@ def build() -> Path:
 
     out = build_dir()
     out.mkdir(parents=True, exist_ok=True)
+    # The `ninja` wheel puts its binary beside this interpreter, which need not be on PATH.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     cpp_extension.load(
         name="wren_kernels",
         sources=[str(SOURCE)],
