@@ -191,7 +191,9 @@ class TransformersBackend:
                 self.lean = LeanModel.build(self.model)
             cacheable = loaded.source.kind == "gguf" and not loaded.adapter and not loaded.quantized
             if self.lean is not None and cacheable:
-                packed.save(self.lean, packed.packed_file(converted_dir(loaded.source).name))
+                target = packed.packed_file(converted_dir(loaded.source).name)
+                if not target.is_file():  # written once; a damaged one was deleted on load
+                    packed.save(self.lean, target)
         if self.lean is not None:
             self.model = None  # the decoder holds what it needs; free the fp32 layers
         log.info("decoder: %s", "lean" if self.lean is not None else "transformers")
