@@ -528,29 +528,24 @@ class LeanModel:
         eps = self.eps
         ck, cv = cache.k, cache.v
         # Decode rows (not prompt blocks) go through the AVX2 attention kernel when it's built.
-        fast_attention = (
-            not prompt and kernels.available() and self.head_dim in (32, 64, 80, 96, 128)
-        )
+        fast_attention = not prompt and hd in ATTEND_HEAD_DIMS and kernels.available()
         for li, layer in enumerate(self.layers):
             qkv = layer.qkv.normed(x, layer.ln1, eps)
-            # RoPE on queries and keys together: [t, nh+nkv, hd].
             if fast_attention:  # RoPE, cache write and attention in one kernel call
                 attn = torch.ops.wren.attend_decode(
                     qkv, ck[li], cv[li], cos, sin, pos, nh, nkv, self.scale
                 )
-                x = x + layer.o(attn)
-                gu = layer.gate_up.normed(x, layer.ln2, eps)
-                inter = gu.shape[1] // 2
-                x = x + layer.down(F.silu(gu[:, :inter]) * gu[:, inter:])
-                continue
-            qk = qkv[:, : qs + kvs].view(t, nh + nkv, hd).transpose(0, 1)
-            qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
-            ck[li, :, pos:end] = qk[nh:]
-            cv[li, :, pos:end] = qkv[:, qs + kvs :].view(t, nkv, hd).transpose(0, 1)
-            attn = self._attention(
-                qk[:nh].unsqueeze(0), ck[li : li + 1], cv[li : li + 1], pos, prompt
-            )
-            x = x + layer.o(attn[0].transpose(0, 1).reshape(t, qs))
+            else:
+                # RoPE on queries and keys together: [t, nh+nkv, hd].
+                qk = qkv[:, : qs + kvs].view(t, nh + nkv, hd).transpose(0, 1)
+                qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
+                ck[li, :, pos:end] = qk[nh:]
+                cv[li, :, pos:end] = qkv[:, qs + kvs :].view(t, nkv, hd).transpose(0, 1)
+                heads = self._attention(
+                    qk[:nh].unsqueeze(0), ck[li : li + 1], cv[li : li + 1], pos, prompt
+                )
+                attn = heads[0].transpose(0, 1).reshape(t, qs)
+            x = x + layer.o(attn)
             gu = layer.gate_up.normed(x, layer.ln2, eps)
             inter = gu.shape[1] // 2
             x = x + layer.down(F.silu(gu[:, :inter]) * gu[:, inter:])
