@@ -1,6 +1,6 @@
 """Build and load Wren's AVX2 matmul kernels (kernels.cpp) for the lean decoder.
 
-`python -m wren.model.kernels` compiles them once (scripts/setup.sh runs it; ~1 minute) into
+`python -m wren.model.kernels` compiles them once (scripts/setup.sh runs it; ~16 s here) into
 the cache directory, keyed by the source, torch and Python versions. The server only loads
 what was built: it never compiles at start, and without the kernels (no compiler, no AVX2,
 `WREN_KERNELS=off`) the decoder uses torch's own 4-bit/8-bit kernels and says so in the log.

@@ -59,14 +59,13 @@ def save(lean: LeanModel, path: Path) -> bool:
 def load(path: Path) -> LeanModel | None:
     """The cached decoder, or None (the file is missing, damaged or from another layout)."""
     import safetensors
-    import safetensors.torch
 
     if not path.is_file():
         return None
     try:
         with safetensors.safe_open(str(path), framework="pt") as f:
             meta = dict(f.metadata() or {})
-        tensors = safetensors.torch.load_file(str(path))
+            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
         return LeanModel.from_state(tensors, meta)
     except Exception as err:  # any unreadable file: rebuild it from the model
         log.warning("cached packed model %s is unusable (%s); rebuilding it", path, err)

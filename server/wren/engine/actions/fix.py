@@ -68,8 +68,9 @@ def undefined_in_region(request: FixRequest, region: Region) -> list[str]:
     return sorted(n for n in names if n in in_region)
 
 
-def problems_in(request: FixRequest, region: Region) -> list[str]:
-    """The given diagnostics plus a syntax error or undefined names Wren finds in the region."""
+def problems_in(request: FixRequest, region: Region, undefined: list[str]) -> list[str]:
+    """The given diagnostics plus a syntax error Wren finds in the region and its `undefined`
+    names (`undefined_in_region`)."""
     problems = [p.strip() for p in request.problems if p.strip()]
     text = normalize_eol(request.text)
     found: str | None = None
@@ -83,7 +84,7 @@ def problems_in(request: FixRequest, region: Region) -> list[str]:
             found = err_text
     if found is not None and not any("syntax" in p.lower() for p in problems):
         problems.append(found)
-    for name in undefined_in_region(request, region):
+    for name in undefined:
         if not any(name in p for p in problems):
             problems.append(f'"{name}" is not defined')
     return problems
@@ -121,8 +122,8 @@ def fix(
         check_region_text(region.text_of(text), "fix")
     except BadInput as err:
         return refused(str(err), "Fix")
-    problems = problems_in(request, region)
     undefined_before = undefined_in_region(request, region)
+    problems = problems_in(request, region, undefined_before)
     title = _title(problems, region)
     eol = detect_eol(text)
     unit = detect_indent_unit(text)
