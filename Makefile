@@ -1,5 +1,5 @@
 # The habits. `make run` gives a newcomer Wren in an editor; `make test` runs everything.
-.PHONY: setup run test test-python test-client e2e-setup lint format bench clean
+.PHONY: setup run test test-python test-client e2e-setup lint format bench eval-data clean
 
 VPY := .venv/bin/python
 
@@ -25,6 +25,9 @@ lint:
 format:
 	$(VPY) -m ruff format server tests scripts
 	$(VPY) -m ruff check --fix server tests scripts
+
+eval-data:
+	bash scripts/eval_data.sh
 
 bench: setup
 	$(VPY) scripts/bench_latency.py
