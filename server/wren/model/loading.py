@@ -241,6 +241,28 @@ def _tokenizer(folder: Path) -> Any:
     )
 
 
+def _serving_tokenizer(folder: Path) -> Any:
+    """The tokenizer for a lean start: the cached one (tokenizer.py, no transformers import),
+    else transformers' (whose state is then cached for the next start)."""
+    from wren.model import tokenizer as lean_tokenizer
+
+    cached = lean_tokenizer.load_cache(lean_tokenizer.tokenizer_cache_dir(folder.name))
+    if cached is not None:
+        return cached
+    tokenizer = _tokenizer(folder)
+    _cache_tokenizer(tokenizer, folder)
+    return tokenizer
+
+
+def _cache_tokenizer(tokenizer: Any, folder: Path) -> None:
+    """Write the lean tokenizer of the converted model in `folder` unless it is cached."""
+    from wren.model import tokenizer as lean_tokenizer
+
+    target = lean_tokenizer.tokenizer_cache_dir(folder.name)
+    if not (target / lean_tokenizer.META_FILE).is_file():
+        lean_tokenizer.write_cache(tokenizer, target)
+
+
 def _from_folder(folder: Path, device: str, dtype: Any) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM
 
@@ -267,7 +289,8 @@ def load_model(
     """Load the model the settings name. Raises ModelLoadError with a user-facing message.
 
     `lean_only`: the caller only decodes (no adapter to merge, no training): when the packed
-    decoder of this model is cached (packed.py), load it and the tokenizer, not the model.
+    decoder of this model is cached (packed.py), load it and the cached tokenizer
+    (tokenizer.py: no transformers import), not the model.
     """
     report = progress or (lambda _msg, _pct: None)
     t0 = time.perf_counter()
@@ -293,7 +316,7 @@ def load_model(
         lean = packed.load(packed.packed_file(folder.name))
     model = None
     if lean is not None:
-        tokenizer = _tokenizer(folder)
+        tokenizer = _serving_tokenizer(folder)
     else:
         try:
             model, tokenizer = _from_folder(folder, device, dtype)
@@ -309,6 +332,8 @@ def load_model(
                 raise ModelLoadError(
                     f"Could not load the model in {folder} ({type(err).__name__}: {err})."
                 ) from err
+        if source.kind == "gguf":
+            _cache_tokenizer(tokenizer, folder)  # for the next start's lean load
     quantized = model is not None and quantize == "int8" and device == "cpu"
     if quantized:
         import torch
