@@ -58,4 +58,39 @@ PY
 echo "[setup] building the decoder's AVX2 kernels (once per torch/Python version)"
 "$VPY" -m wren.model.kernels \
   || echo "[setup] kernels not built (needs g++): decoding falls back to torch's slower 4-bit kernels"
+# The third-party inference server tests/remote runs Wren against (and the benchmarks' peer):
+# llama-cpp-python's OpenAI-compatible server in its own venv, .peer-venv, never in Wren's.
+# Built from source with explicit CPU flags so it runs on any x86-64 with AVX2 (GGML_NATIVE
+# builds for this very CPU; one crashed with "Illegal instruction" on another VM). pip keeps
+# the wheel it builds in its cache: a fresh machine compiles for a few minutes, later
+# installs take seconds.
+PEER_VERSION=0.3.36
+PEER_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+-DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+peer_stamp=.peer-venv/.wren-peer-installed
+peer_want="llama-cpp-python[server]==$PEER_VERSION $PEER_CMAKE_ARGS"
+if [ ! -f "$peer_stamp" ] || [ "$(cat "$peer_stamp")" != "$peer_want" ]; then
+  [ -x .peer-venv/bin/python ] || "$PY" -m venv .peer-venv
+  echo "[setup] installing llama-cpp-python[server]==$PEER_VERSION into .peer-venv (the tests' third-party server; a fresh machine compiles it: minutes)"
+  peer_log=$(mktemp)
+  peer_t0=$SECONDS
+  if CMAKE_ARGS="$PEER_CMAKE_ARGS" .peer-venv/bin/python -m pip install --no-binary llama-cpp-python \
+      "llama-cpp-python[server]==$PEER_VERSION" >"$peer_log" 2>&1 \
+    && .peer-venv/bin/python -c "import llama_cpp.server" >>"$peer_log" 2>&1; then
+    if grep -q "Building wheel for llama-cpp-python" "$peer_log"; then
+      how="compiled from source; pip cached the wheel, so the next install takes seconds"
+    else
+      how="reused the wheel pip built earlier (cache), no compile"
+    fi
+    echo "[setup] llama-cpp-python $PEER_VERSION ready in $((SECONDS - peer_t0)) s ($how)"
+    echo "$peer_want" >"$peer_stamp"
+  else
+    echo "[setup] FAILED: could not install llama-cpp-python[server]==$PEER_VERSION into .peer-venv"
+    echo "[setup] (it compiles llama.cpp: it needs a C++ compiler and cmake). The tests in"
+    echo "[setup] tests/remote that run Wren against this server will fail until it installs."
+    echo "[setup] The last lines pip wrote:"
+    tail -n 25 "$peer_log" | sed 's/^/[setup]   /'
+  fi
+  rm -f "$peer_log"
+fi
 echo "[setup] done"

@@ -12,6 +12,12 @@
   wrong      /v1/models lists another model
   stall      one event, then silence for `slow_s`
   hang       one event, then keep-alive comments until the client goes away (counted)
+  interrupt  two events, then `[DONE]` with no finish reason (llama-cpp-python's server does
+             this to a running answer when another request arrives)
+  extras     a normal stream without usage; tokenizes at `/extras/tokenize` (llama-cpp-python's
+             route, `{"input": ...}`: one id per character) instead of `/tokenize`
+  newturn    a chat answer that opens its own code fence, as a server that ignores
+             `continue_final_message` gives (llama-cpp-python's)
 """
 
 from __future__ import annotations
@@ -61,6 +67,11 @@ def _event(piece: str, finish: str | None = None) -> bytes:
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"
 
 
+def _chat_event(piece: str, finish: str | None = None) -> bytes:
+    choice = {"index": 0, "delta": {"content": piece}, "finish_reason": finish}
+    return b"data: " + json.dumps({"model": MODEL, "choices": [choice]}).encode() + b"\n\n"
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_state: FaultServer
@@ -92,8 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         fault, path = self._split()
-        self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if path == "/tokenize":
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if path == "/extras/tokenize" and fault == "extras":
+            text = json.loads(body or b"{}").get("input", "")
+            self._json(200, {"tokens": [ord(c) for c in text]})
+            return
+        if path in ("/tokenize", "/extras/tokenize"):
             self._json(404, {"error": {"message": "no tokenizer here"}})
             return
         state = self.server_state
@@ -129,6 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
                 out.write(_event("    return"))
                 out.flush()
                 time.sleep(state.slow_s)
+            elif fault == "interrupt":
+                out.write(_event("    return") + _event(" a") + b"data: [DONE]\n\n")
+            elif fault == "newturn":
+                for piece in ("```", "python", "\n", "x = 1", "\n"):
+                    out.write(_chat_event(piece))
+                out.write(_chat_event("", "stop") + b"data: [DONE]\n\n")
             elif fault == "hang":
                 out.write(_event("    return"))
                 out.flush()

@@ -13,6 +13,7 @@ from wren.config import ModelSettings
 from wren.errors import GenerationCancelled, GenerationError, ModelLoadError
 from wren.remote import RemoteBackend, parse_endpoint
 from wren.remote import http as remote_http
+from wren.remote.backend import drop_repeated_opening
 from wren.types import CancelToken, GenerationParams
 
 from .fault_server import MODEL, FaultServer
@@ -115,6 +116,49 @@ def test_server_gone_mid_stream(faults: FaultServer, fault: str) -> None:
     b = backend(faults, fault)
     with pytest.raises(GenerationError, match=r"before the answer was complete|broke"):
         b.generate("x", PARAMS, CancelToken())
+
+
+def test_done_without_a_finish_reason_is_an_interrupted_answer(faults: FaultServer) -> None:
+    # llama-cpp-python's server ends a running answer this way when another request arrives:
+    # the partial text must not pass for a whole answer.
+    b = backend(faults, "interrupt")
+    with pytest.raises(GenerationError, match=r"ended the answer early .* --interrupt_requests"):
+        b.generate("x", PARAMS, CancelToken())
+
+
+def test_tokens_through_llama_cpp_pythons_extras_route(faults: FaultServer) -> None:
+    b = backend(faults, "extras")
+    assert (b.tokens.mode, b.tokens.route) == ("server", "/extras/tokenize")
+    assert b.tokenize("abc") == [97, 98, 99]
+    # No usage in the stream: the prompt's count comes from the memo (no extra request) ...
+    assert b.generate("abc", PARAMS, CancelToken()).prompt_tokens == 3
+    # ... and is left at 0 (unknown) rather than paid for with a request.
+    assert b.generate("abcd", PARAMS, CancelToken()).prompt_tokens == 0
+
+
+def test_a_repeated_chat_opening_is_dropped(faults: FaultServer) -> None:
+    # Wren opens the answer with a fence and asks the server to continue it; a server that
+    # ignores continue_final_message starts a new answer that opens the fence again.
+    b = backend(faults, "newturn")
+    prompt = b.apply_chat_template([{"role": "user", "content": "x = ?"}]) + "```python\n"
+    seen: list[str] = []
+    result = b.generate(prompt, PARAMS, CancelToken(), on_text=seen.append)
+    assert result.text == "x = 1\n"
+    assert seen and all(not t.startswith("`") for t in seen)
+
+
+@pytest.mark.parametrize(
+    ("text", "opening", "shown"),
+    [
+        ("```python\nx = 1", "```python\n", "x = 1"),  # the repeat is dropped
+        ("\n```python\nx = 1", "```python\n", "x = 1"),
+        ("``", "```python\n", ""),  # may still become the repeat: nothing yet
+        ("x = 1", "```python\n", "x = 1"),  # a real continuation is kept
+        ("```python\nx = 1", "", "```python\nx = 1"),  # no opening: untouched
+    ],
+)
+def test_drop_repeated_opening(text: str, opening: str, shown: str) -> None:
+    assert drop_repeated_opening(text, opening) == shown
 
 
 def test_wrong_model_name_is_refused_at_start(faults: FaultServer) -> None:

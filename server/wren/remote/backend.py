@@ -82,6 +82,27 @@ def choose_card(setting: str, served: str, special: Sequence[str]) -> ModelCard:
     return match_card(served, special)
 
 
+def drop_repeated_opening(text: str, opening: str) -> str:
+    """The answer without a repeat of the assistant text it was asked to continue.
+
+    Wren opens a chat answer itself (a code fence) and asks the server to continue it
+    (`continue_final_message`). A server that ignores that field (llama-cpp-python's) closes
+    the opened message and starts a new answer, which usually opens the same fence again:
+    that repeat is not part of the continuation. While the answer could still become the
+    repeat, nothing is shown yet.
+    """
+    head = opening.strip()
+    if not head:
+        return text
+    body = text.lstrip()
+    if head.startswith(body):
+        return ""  # empty so far, or still forming the repeat
+    if body.startswith(head):
+        rest = body[len(head) :]
+        return rest[1:] if rest.startswith("\n") else rest
+    return text
+
+
 class RemoteBackend:
     """Generation on an OpenAI-compatible server (vLLM, TGI, llama.cpp's server, Ollama)."""
 
@@ -150,7 +171,8 @@ class RemoteBackend:
 
     # -- generation -----------------------------------------------------------------------
 
-    def _request(self, prompt: str, params: GenerationParams) -> tuple[str, dict[str, Any]]:
+    def _request(self, prompt: str, params: GenerationParams) -> tuple[str, dict[str, Any], str]:
+        """The route, the JSON body, and the text the answer must continue (chat)."""
         payload: dict[str, Any] = {
             "model": self.name,
             "max_tokens": params.max_new_tokens,
@@ -168,9 +190,9 @@ class RemoteBackend:
                 payload["continue_final_message"] = True
                 payload["add_generation_prompt"] = False
             payload["messages"] = messages
-            return "/v1/chat/completions", payload
+            return "/v1/chat/completions", payload, opening
         payload["prompt"] = prompt
-        return "/v1/completions", payload
+        return "/v1/completions", payload, ""
 
     def generate(
         self,
@@ -180,7 +202,7 @@ class RemoteBackend:
         cache_slot: str | None = None,
         on_text: Callable[[str], None] | None = None,
     ) -> GenerationResult:
-        path, payload = self._request(prompt, params)
+        path, payload, opening = self._request(prompt, params)
         t0 = time.perf_counter()
         deadline = t0 + params.time_budget_s
         conns: list[tuple[http.client.HTTPConnection, socket.socket | None]] = []
@@ -200,7 +222,7 @@ class RemoteBackend:
 
         watcher = threading.Thread(target=watch, name="wren-remote-watch", daemon=True)
         watcher.start()
-        text, tokens, usage, finish = "", 0, {}, ""
+        received, text, tokens, usage, finish = "", "", 0, {}, ""
         first_at: float | None = None
         stop_reason = ""
         try:
@@ -234,9 +256,10 @@ class RemoteBackend:
                     if piece:
                         if first_at is None:
                             first_at = time.perf_counter()
-                        text += piece
+                        received += piece
                         tokens += 1
-                        if on_text is not None:
+                        text = drop_repeated_opening(received, opening)
+                        if on_text is not None and text:
                             on_text(text)
                     if fin:
                         finish = fin
@@ -258,6 +281,15 @@ class RemoteBackend:
                     f"The inference server at {self.ep.url} closed the connection before the "
                     "answer was complete (did it stop or crash?)."
                 )
+            if not (stop_reason or why or finish):
+                # `[DONE]` with no finish reason: the server cut the answer short.
+                # llama-cpp-python's server does this to a running answer whenever another
+                # request arrives, unless it runs with `--interrupt_requests false`.
+                raise GenerationError(
+                    f"The inference server at {self.ep.url} ended the answer early without a "
+                    "finish reason: another request interrupted it (llama-cpp-python's server "
+                    "needs --interrupt_requests false to be shared)."
+                )
             if why == ["time"]:
                 if not text:
                     raise self._slow_error(params)
@@ -268,6 +300,9 @@ class RemoteBackend:
             stop_reason = {"length": "max_tokens"}.get(finish, "eos")
         t2 = time.perf_counter()
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        if not prompt_tokens and path == "/v1/completions":
+            # No usage in the stream (llama-cpp-python): the exact count when it is free.
+            prompt_tokens = self.tokens.count_if_cheap(prompt)
         details = usage.get("prompt_tokens_details")
         cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
         return GenerationResult(

@@ -2,8 +2,9 @@
 
 Wren counts tokens to fit context into the prompt budget. Best is the model's own
 `tokenizer.json` in a local folder (`wren.model.path` while an endpoint is set); next the
-server's `/tokenize` endpoint (llama.cpp's server and vLLM have one), memoised; last an
-estimate of 4 characters per token, which over- or under-fills the prompt budget (logged once).
+server's tokenize endpoint, memoised: `/tokenize` (llama.cpp's server, vLLM) or
+`/extras/tokenize` (llama-cpp-python's server); last an estimate of 4 characters per token,
+which over- or under-fills the prompt budget (logged once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4
 MEMO_SIZE = 512
+TOKENIZE_ROUTES = ("/tokenize", "/extras/tokenize")
 
 
 class Tokens:
@@ -34,6 +36,7 @@ class Tokens:
         self.mode = "chars"
         self._memo: OrderedDict[str, list[int]] = OrderedDict()
         self._special: list[str] = []
+        self.route = ""  # the server's tokenize route, once one answered
         if folder and (Path(folder).expanduser() / "tokenizer.json").is_file():
             from tokenizers import Tokenizer
 
@@ -42,7 +45,7 @@ class Tokens:
                 t.content for t in self.local.get_added_tokens_decoder().values() if t.special
             )
             self.mode = "local"
-        elif self._server_tokenize("def f():") is not None:
+        elif self._find_route():
             self.mode = "server"
         else:
             log.warning(
@@ -52,10 +55,21 @@ class Tokens:
                 CHARS_PER_TOKEN,
             )
 
+    def _find_route(self) -> bool:
+        for route in TOKENIZE_ROUTES:
+            self.route = route
+            if self._server_tokenize("def f():") is not None:
+                return True
+        self.route = ""
+        return False
+
     def _server_tokenize(self, text: str) -> list[int] | None:
-        payload = {"model": self.model, "prompt": text, "content": text, "add_special": False}
+        if self.route == "/extras/tokenize":  # llama-cpp-python: {"input": ...}
+            payload: dict[str, Any] = {"model": self.model, "input": text}
+        else:  # llama.cpp's server reads "content", vLLM "prompt"
+            payload = {"model": self.model, "prompt": text, "content": text, "add_special": False}
         try:
-            data = request_json(self.ep, "POST", "/tokenize", payload, self.key, 10.0)
+            data = request_json(self.ep, "POST", self.route, payload, self.key, 10.0)
         except GenerationError:
             return None
         tokens = data.get("tokens") if isinstance(data, dict) else None
@@ -80,6 +94,13 @@ class Tokens:
                 self._memo.move_to_end(text)
             return list(ids)
         return self._estimate(text)
+
+    def count_if_cheap(self, text: str) -> int:
+        """The exact token count when it costs no request (local tokenizer, memo), else 0."""
+        if self.mode == "local":
+            return len(self.tokenize(text))
+        ids = self._memo.get(text) if self.mode == "server" else None
+        return len(ids) if ids is not None else 0
 
     @staticmethod
     def _estimate(text: str) -> list[int]:
