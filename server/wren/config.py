@@ -73,10 +73,26 @@ class CompletionSettings:
     rerank: bool = False
 
 
+# Symbol context per language id by default: on only where it measured a gain
+# (BENCHMARKS.md, "Languages": `scripts/eval_languages.py --context-only symbols`).
+SYMBOL_CONTEXT_DEFAULTS: dict[str, bool] = {"*": False, "python": True}
+
+
 @dataclass(frozen=True)
 class ContextSettings:
     enabled: bool = True
     budgetMs: Count = 40
+    # Definitions of the names near the cursor from other files (jedi for Python, the tags
+    # index for the rest), per language id.
+    symbols: dict[str, bool] = field(default_factory=lambda: dict(SYMBOL_CONTEXT_DEFAULTS))
+
+    def symbols_on(self, language_id: str) -> bool:
+        """The user's entry for the language, else the user's "*", else the default table's."""
+        for table in (self.symbols, SYMBOL_CONTEXT_DEFAULTS):
+            for key in (language_id, "*"):
+                if key in table:
+                    return bool(table[key])
+        return False
 
 
 @dataclass(frozen=True)

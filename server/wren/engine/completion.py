@@ -16,6 +16,7 @@ from wren.cards import ModelCard
 from wren.config import Settings
 from wren.context.neighbors import RecentDocuments
 from wren.context.symbols import symbol_snippets
+from wren.context.tags import tag_snippets
 from wren.engine.cache import CompletionCache, context_key
 from wren.engine.postprocess import Cleaned, clean_completion
 from wren.engine.prompt.builder import build_completion_prompt
@@ -140,8 +141,11 @@ class CompletionEngine:
             return self._context_memo[key]
         budget = settings.context.budgetMs / 1000
         snippets: list[ContextSnippet] = []
-        if snapshot.language_id == "python" and snapshot.path:
-            snippets += symbol_snippets(snapshot, workspace_root, budget_s=budget)
+        if snapshot.path and settings.context.symbols_on(snapshot.language_id):
+            if snapshot.language_id == "python":
+                snippets += symbol_snippets(snapshot, workspace_root, budget_s=budget)
+            else:
+                snippets += tag_snippets(snapshot, workspace_root, budget_s=budget)
         snippets += self.recent.similar_snippets(snapshot, budget_s=budget / 2)
         if len(self._context_memo) > 64:
             self._context_memo.clear()

@@ -9,6 +9,8 @@ from typing import Any
 from lsprotocol import types
 from pygls.uris import to_fs_path
 
+from wren.context import tags
+from wren.context.syntax import language_for
 from wren.engine.scheduler import BACKGROUND, BATCH
 from wren.errors import GenerationCancelled
 from wren.lsp.server import WrenServer
@@ -26,6 +28,7 @@ def register(server: WrenServer) -> None:
         ls.documents.open(td.uri, td.text, td.version, td.language_id)
         if ls.engine is not None and len(td.text) <= MAX_NEIGHBOR_CHARS:
             ls.engine.recent.update(td.uri, td.text, td.language_id)
+        tell_tags_index(ls, td.uri, td.language_id, td.text)
         schedule_prefill(ls, td.uri, len(td.text))
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -45,10 +48,20 @@ def register(server: WrenServer) -> None:
         doc.version = params.text_document.version
         if ls.engine is not None and len(doc.text) <= MAX_NEIGHBOR_CHARS:
             ls.engine.recent.update(uri, doc.text, doc.language_id)
+        tell_tags_index(ls, uri, doc.language_id, doc.text)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: WrenServer, params: types.DidSaveTextDocumentParams) -> None:
+        doc = ls.documents.get(params.text_document.uri)
+        if doc is not None:
+            tell_tags_index(ls, params.text_document.uri, doc.language_id, None)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: WrenServer, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
+        doc = ls.documents.get(uri)
+        if doc is not None:  # the file on disk is what counts again (unsaved edits are gone)
+            tell_tags_index(ls, uri, doc.language_id, None)
         ls.documents.close(uri)
         ls.last_details.pop(uri, None)
         if ls.engine is not None:
@@ -78,6 +91,20 @@ def _cursor_params(params: Any) -> tuple[str, tuple[int, int] | None]:
         return uri, (int(pos.line), int(pos.character))  # type: ignore[union-attr]
     except (AttributeError, TypeError, ValueError):
         return uri, None
+
+
+def tell_tags_index(ls: WrenServer, uri: str, language_id: str, text: str | None) -> None:
+    """The workspace's tags index (context/tags.py): started when a document of a language
+    that uses it opens or changes, and told about edits (`text`) and saves (None: read the
+    file). Git lists the files only in a trusted workspace."""
+    root, path = ls.workspace_root, fs_path(uri)
+    if not root or not path:
+        return
+    context = ls.settings.context
+    indexed = language_id != "python" and language_for(language_id) is not None
+    if indexed and context.enabled and context.symbols_on(language_id):
+        tags.index_for(root, use_git=ls.workspace_trusted)
+    tags.file_changed(root, path, text)
 
 
 def schedule_prefill(ls: WrenServer, uri: str, offset: int) -> None:
