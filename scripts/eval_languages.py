@@ -30,6 +30,16 @@ of each, the share shown, and the share shown but wrong. The stage ablations are
 `eval_infill`'s: `--context`, `--no-rerank`, `--no-healing`, `--patch-indentation` at run
 time, and `--analyze JSONL...` recomputes the clean-up rules and the trigger offline.
 
+Symbol context outside Python is the tags index (context/tags.py). With `--context` each
+task's package is its workspace (Java: java/util extracted from src.zip to a temporary folder),
+indexed before the first task. `--context-only symbols` turns symbol context on for every
+language whatever the default table (config.SYMBOL_CONTEXT_DEFAULTS) says, and
+`--symbol-tasks-only` keeps only the tasks where the index has a definition to show (the others
+get the same prompt either way), so the comparison costs only those:
+  nice -n 10 .venv/bin/python scripts/eval_languages.py --per-language 20 --symbol-tasks-only
+  nice -n 10 .venv/bin/python scripts/eval_languages.py --per-language 20 --symbol-tasks-only \
+      --context --context-only symbols --budget-ms 1000
+
 Examples
   .venv/bin/python scripts/eval_languages.py --per-language 5
   nice -n 10 .venv/bin/python scripts/eval_languages.py --per-language 100 --write-benchmarks
@@ -47,9 +57,10 @@ import random
 import re
 import statistics
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +72,9 @@ sys.path.insert(0, str(SCRIPTS))
 import eval_common  # noqa: E402
 import eval_infill  # noqa: E402
 from eval_infill import Task, _records, add_run_options  # noqa: E402
+from wren.config import ContextSettings  # noqa: E402
 from wren.context.syntax import literal_at  # noqa: E402
+from wren.context.tags import tag_snippets  # noqa: E402
 from wren.engine.actions.regions import comment_lines  # noqa: E402
 
 log = logging.getLogger("eval_languages")
@@ -245,7 +258,60 @@ def run_language(args: argparse.Namespace, language: str) -> Path | None:
         file=sys.stderr,
     )
     args.suite = language
+    if args.context or args.symbol_tasks_only:
+        tasks = with_workspaces(tasks)
+    if args.symbol_tasks_only:
+        # The other tasks get the same prompt with and without symbol context.
+        tasks = [t for t in tasks if tag_snippets(t.snapshot(), t.workspace, budget_s=5)]
+        print(f"{language}: {len(tasks)} tasks with a definition to show", file=sys.stderr)
     return eval_infill.run_tasks(args, tasks, total)
+
+
+JDK_EXTRACT = Path(tempfile.gettempdir()) / "wren-eval-jdk-src"
+
+
+def _label_of(task: Task) -> str:
+    return task.task_id.split("/", 1)[1].rsplit(":", 2)[0]
+
+
+def with_workspaces(tasks: list[Task]) -> list[Task]:
+    """For context runs: each task's package (the root `_root_of` names) is its workspace, as
+    if the user had opened that folder, and its tags index (context/tags.py) is built before
+    the first task; a completion never waits for it. Java's sources are read from src.zip:
+    java/util is extracted to a temporary folder, which is then the workspace."""
+    from wren.context import tags
+
+    out = []
+    for task in tasks:
+        label = _label_of(task)
+        if "!" in label:
+            archive, name = label.split("!", 1)
+            path = JDK_EXTRACT / name
+            if not path.exists():
+                with zipfile.ZipFile(archive) as zf:
+                    for member in zf.namelist():
+                        if re.fullmatch(r"java\.base/java/util/[A-Za-z]+\.java", member):
+                            zf.extract(member, JDK_EXTRACT)
+            task = replace(task, path=str(path), workspace=str(path.parent))
+        else:
+            task = replace(task, workspace=_root_of(label))
+        out.append(task)
+    for root in sorted({t.workspace for t in out}):
+        index = tags.index_for(root, use_git=False)
+        index.wait(900)
+        print(f"  tags index of {root}: {index.files_indexed} files", file=sys.stderr)
+    return out
+
+
+def _symbols_everywhere(settings_for: Any) -> Any:
+    """`--context-only symbols` measures the tags index whatever the default table says."""
+
+    def wrapped(context: bool, rerank: bool, budget_ms: int) -> Any:
+        settings = settings_for(context, rerank, budget_ms)
+        symbols = ContextSettings(enabled=context, budgetMs=budget_ms, symbols={"*": True})
+        return replace(settings, context=symbols)
+
+    return wrapped
 
 
 def _root_of(label: str) -> str:
@@ -325,11 +391,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="print where tasks come from")
     parser.add_argument(
+        "--symbol-tasks-only",
+        action="store_true",
+        help="only the tasks where the tags index has a definition for the prompt (the others "
+        "get the same prompt with and without --context-only symbols)",
+    )
+    parser.add_argument(
         "--write-benchmarks", action="store_true", help=f"put the table under {SECTION!r}"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.context and args.context_only == "symbols":
+        eval_infill.settings_for = _symbols_everywhere(eval_infill.settings_for)
+    elif args.context and args.context_only == "neighbors":
+        eval_infill._completion.tag_snippets = lambda *a, **k: []
     if args.analyze:
         print(eval_infill.analyze(args.analyze, "", tasks_of=_tasks_of_records(args.analyze)))
         return 0
