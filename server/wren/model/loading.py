@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,7 @@ class LoadedModel:
     adapter_note: str = ""  # why an adapter that was asked for is not in use
     quantized: bool = False  # int8: no adapter can be merged any more
     lean: Any = None  # fast_decode.LeanModel from the packed cache (then `model` is None)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per load step, in order
 
 
 def default_model_file() -> Path | None:
@@ -294,6 +295,15 @@ def load_model(
     """
     report = progress or (lambda _msg, _pct: None)
     t0 = time.perf_counter()
+    phases: dict[str, float] = {}
+    mark = t0
+
+    def phase(name: str) -> None:
+        nonlocal mark
+        now = time.perf_counter()
+        phases[name] = phases.get(name, 0.0) + now - mark
+        mark = now
+
     source = resolve_source(path_setting)
     device = choose_device(device_setting)
     if device == "cpu":
@@ -302,21 +312,27 @@ def load_model(
     from_cache = True
     if source.kind == "gguf":
         folder = converted_dir(source)
+        phase("resolve")
         if not (folder / "model.safetensors").is_file():
             from_cache = False
             _convert_gguf(source, folder, report)
+            phase("convert")
     else:
         folder = source.path
     report(f"Loading {source.name}", 70)
     lean = None
     four_bit_on_cpu = source.kind == "gguf" and device == "cpu" and quantize == "none"
     if lean_only and from_cache and four_bit_on_cpu:
-        from wren.model import packed
+        from wren.model import kernels, packed
 
+        kernels.available()
+        phase("kernels")
         lean = packed.load(packed.packed_file(folder.name))
+        phase("packed")
     model = None
     if lean is not None:
         tokenizer = _serving_tokenizer(folder)
+        phase("tokenizer")
     else:
         try:
             model, tokenizer = _from_folder(folder, device, dtype)
@@ -334,6 +350,7 @@ def load_model(
                 ) from err
         if source.kind == "gguf":
             _cache_tokenizer(tokenizer, folder)  # for the next start's lean load
+        phase("model")
     quantized = model is not None and quantize == "int8" and device == "cpu"
     if quantized:
         import torch
@@ -354,6 +371,7 @@ def load_model(
         from_cache=from_cache,
         quantized=quantized,
         lean=lean,
+        phases=phases,
     )
 
 
