@@ -3,6 +3,7 @@ reaches the prompt, and the completion changes with it."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -78,3 +79,104 @@ async def test_definition_from_another_file_reaches_the_prompt_and_changes_it(
     # ... and the model wrote something else because of it.
     assert with_context["completion"] != without["completion"], (with_context, without)
     assert with_context["shown"].strip(), with_context
+
+
+# TypeScript: `reorderThreshold` lives in tests/lsp/workspace/inventory.ts; the tags index
+# (context/tags.py) finds it. Symbol context for TypeScript is switched on here whatever the
+# default table says.
+TS_PREFIX = (
+    'import { reorderThreshold } from "./inventory";\n'
+    "\n"
+    "export function needsReorder(onHand: number, dailyDemand: number): boolean {\n"
+    "  return onHand < reorderThreshold(dailyDemand, 5, 20);\n"
+    "}\n"
+    "\n"
+    "export function reorderPoint(dailyDemand: number, leadTimeDays: number): number {\n"
+    "  return reorderThreshold("
+)
+TS_TEXT = TS_PREFIX + ");\n}\n"
+TS_LINE, TS_CHARACTER = TS_PREFIX.count("\n"), len(TS_PREFIX.rsplit("\n", 1)[1])
+
+
+async def complete_ts_until(
+    client: LanguageClient, name: str, text: str, wanted: str, attempts: int = 20
+) -> tuple[dict[str, Any], int]:
+    """Complete in fresh TypeScript documents until `wanted` is in the prompt's context (the
+    index is built, or updated, in the background: a request before that gets none).
+    Returns the last details and the attempts it took."""
+    details: dict[str, Any] = {}
+    for attempt in range(1, attempts + 1):
+        uri = open_doc(client, text, language="typescript", name=f"{name}_{attempt}.ts")
+        await inline(client, uri, TS_LINE, TS_CHARACTER)
+        details = await last_details(client, uri)
+        if wanted in details["context"]:
+            return details, attempt
+        await asyncio.sleep(0.5)
+    return details, attempts
+
+
+async def test_a_typescript_definition_from_another_file_reaches_the_prompt(
+    client: LanguageClient,
+) -> None:
+    try:
+        configure(client, {"enabled": True, "budgetMs": 5000, "symbols": {"typescript": True}})
+        with_context, _ = await complete_ts_until(
+            client, "ts_with_context/orders", TS_TEXT, "symbol: inventory.ts"
+        )
+        configure(client, {"enabled": True, "budgetMs": 5000, "symbols": {"typescript": False}})
+        uri = open_doc(client, TS_TEXT + " \n", language="typescript", name="ts_off/orders.ts")
+        await inline(client, uri, TS_LINE, TS_CHARACTER)
+        symbols_off = await last_details(client, uri)
+        configure(client, {"enabled": False})
+        uri = open_doc(client, TS_TEXT + "  \n", language="typescript", name="ts_none/orders.ts")
+        await inline(client, uri, TS_LINE, TS_CHARACTER)
+        without = await last_details(client, uri)
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams({"wren": SESSION_SETTINGS})
+        )
+
+    assert "symbol: inventory.ts" in with_context["context"], with_context
+    assert not any(c.startswith("symbol:") for c in symbols_off["context"]), symbols_off
+    assert without["context"] == [], without
+    assert with_context["decision"] == "complete", with_context
+    # The signature is in the prompt: it is longer by at least the definition.
+    assert with_context["prompt_tokens"] > without["prompt_tokens"] + 20, (with_context, without)
+
+
+async def test_a_typescript_definition_the_editor_just_wrote_reaches_the_prompt(
+    client: LanguageClient,
+) -> None:
+    """A file that exists only in the editor (opened, then edited) is in the index too."""
+    rules = "export function bulkDiscount(units: number, tier: string): number {\n  return 0;\n}\n"
+    text = (
+        'import { bulkDiscount } from "./pricing_rules";\n'
+        "\n"
+        "export function orderTotal(units: number): number {\n"
+        '  return units * 2 - bulkDiscount(units, "gold");\n'
+        "}\n"
+        "\n"
+        "export function quote(units: number, dailyDemand: number): number {\n"
+        "  return reorderThreshold("
+    )
+    try:
+        configure(client, {"enabled": True, "budgetMs": 5000, "symbols": {"typescript": True}})
+        rules_uri = open_doc(client, "", language="typescript", name="pricing_rules.ts")
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=rules_uri, version=2),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=rules)],
+            )
+        )
+        details, _ = await complete_ts_until(
+            client, "ts_editor/quote", text + ");\n}\n", "symbol: pricing_rules.ts"
+        )
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri=rules_uri))
+        )
+    finally:
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams({"wren": SESSION_SETTINGS})
+        )
+    assert "symbol: pricing_rules.ts" in details["context"], details
+    assert "symbol: inventory.ts" in details["context"], details
