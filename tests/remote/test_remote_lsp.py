@@ -127,7 +127,7 @@ async def _reconfigure(client: LanguageClient, settings: dict[str, Any]) -> dict
     return await wait_ready(client, timeout=120)
 
 
-@pytest.mark.parametrize("model_server", ["stdlib"], indirect=True)  # faults: fault_server.py
+@pytest.mark.parametrize("remote", ["stdlib"], indirect=True)  # faults: fault_server.py
 async def test_server_errors_are_reported_and_wren_keeps_serving(
     remote: LanguageClient, model_server: ModelServer
 ) -> None:
@@ -152,7 +152,7 @@ async def test_server_errors_are_reported_and_wren_keeps_serving(
     assert items_of(await inline(remote, uri, 7, 8)), await last_details(remote, uri)
 
 
-@pytest.mark.parametrize("model_server", ["stdlib"], indirect=True)
+@pytest.mark.parametrize("remote", ["stdlib"], indirect=True)
 async def test_insecure_endpoint_is_refused(
     remote: LanguageClient, model_server: ModelServer
 ) -> None:
