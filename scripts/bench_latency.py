@@ -15,9 +15,8 @@ which side goes first, so the shared, noisy CPU hurts both alike.
     .venv/bin/python scripts/bench_latency.py                  # everything (~15 min)
     .venv/bin/python scripts/bench_latency.py --positions 8 --no-cold-start --no-peer  # quick
 
-The peer needs `.bench-venv` with llama-cpp-python (built from source, CPU):
-    python -m venv .bench-venv && CMAKE_ARGS="-DGGML_NATIVE=ON" \\
-        .bench-venv/bin/pip install --no-binary llama-cpp-python llama-cpp-python
+The peer runs in `.peer-venv`: llama-cpp-python 0.3.36 built from source with explicit CPU
+flags (AVX2, no GGML_NATIVE), which scripts/setup.sh installs (the remote tests use it too).
 Writes artifacts/bench_latency.json, docs/latency-cdf.png and prints a Markdown summary.
 """
 
@@ -469,7 +468,7 @@ def main() -> None:
     )
     ap.add_argument("--lockstep-requests", type=int, default=80)
     ap.add_argument("--no-bound", action="store_true", help="skip the decode-bound probes")
-    ap.add_argument("--bench-python", default=str(ROOT / ".bench-venv" / "bin" / "python"))
+    ap.add_argument("--bench-python", default=str(ROOT / ".peer-venv" / "bin" / "python"))
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "bench_latency.json"))
     ap.add_argument("--chart", default=str(ROOT / "docs" / "latency-cdf.png"))
     ap.add_argument("--redraw", action="store_true", help="only redraw the chart from --out")

@@ -1,7 +1,7 @@
 """llama-cpp-python behind a JSON-lines pipe, for scripts/bench_latency.py (the peer side).
 
-Runs in the separate benchmark venv (.bench-venv), never in Wren's. One request per line on
-stdin, one answer per line on stdout:
+Runs in the separate peer venv (.peer-venv, from scripts/setup.sh), never in Wren's. One
+request per line on stdin, one answer per line on stdout:
 
   {"op": "generate", "ids": [...], "max_tokens": 48, "stop": [...], "stop_at_newline": true,
    "time_budget_s": 2.0}       -> {"text", "tokens", "prompt_tokens", "prefill_s", "decode_s",

@@ -42,7 +42,7 @@ def main() -> None:
     model_file = default_model_file()
     assert model_file is not None
     peer = LlamaCppBackend(
-        str(ROOT / ".bench-venv" / "bin" / "python"), model_file, wren, threads, n_batch=512
+        str(ROOT / ".peer-venv" / "bin" / "python"), model_file, wren, threads, n_batch=512
     )
     ids = wren.tokenize(inspect.getsource(json.decoder))
     rows: dict[str, list[float]] = {}
