@@ -99,7 +99,7 @@ TS_LINE, TS_CHARACTER = TS_PREFIX.count("\n"), len(TS_PREFIX.rsplit("\n", 1)[1])
 
 
 async def complete_ts_until(
-    client: LanguageClient, name: str, text: str, wanted: str, attempts: int = 20
+    client: LanguageClient, name: str, text: str, wanted: str, attempts: int = 6
 ) -> tuple[dict[str, Any], int]:
     """Complete in fresh TypeScript documents until `wanted` is in the prompt's context (the
     index is built, or updated, in the background: a request before that gets none).
@@ -111,7 +111,7 @@ async def complete_ts_until(
         details = await last_details(client, uri)
         if wanted in details["context"]:
             return details, attempt
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
     return details, attempts
 
 
