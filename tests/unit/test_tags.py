@@ -319,3 +319,27 @@ def test_the_engine_uses_the_index_only_where_symbol_context_is_on(
     found = engine.gather_context(snapshot, on, str(workspace))
     assert any(s.source == "symbol" and s.path == "src/cart.ts" for s in found), found
     assert on.context.symbols_on("python")  # the user's entry adds to the defaults
+
+
+def test_a_long_definition_without_a_body_shows_its_lines_of_code() -> None:
+    doc = "".join(f"\t// line {i} of a long explanation\n" for i in range(10))
+    method = "\tfilter(s *state) applicableOption\n"
+    text = f"package cmp\n\ntype Option interface {{\n{doc}{method}}}\n"
+    (option,) = definitions_in("go", text, "/w/options.go", "options.go")
+    assert option.text == "type Option interface {\n\tfilter(s *state) applicableOption\n}"
+
+
+def test_names_every_type_defines_are_not_looked_up(tmp_path: Path, clean_registry: None) -> None:
+    write(
+        tmp_path,
+        "src/lib.rs",
+        "pub struct Foo { n: u32 }\n"
+        "impl Clone for Foo {\n    fn clone(&self) -> Self { Foo { n: self.n } }\n}\n"
+        "pub fn parse_header(line: &str, strict: bool) -> Option<u32> { None }\n",
+    )
+    tags.index_for(str(tmp_path), use_git=False).wait(60)
+    text = "fn main() {\n    let a = b.clone();\n    let h = parse_header("
+    path = write(tmp_path, "src/main.rs", text)
+    snapshot = Snapshot(path.as_uri(), text, len(text), "rust", path=str(path))
+    snippets = tag_snippets(snapshot, str(tmp_path), budget_s=5)
+    assert [s.text.split("(")[0] for s in snippets] == ["pub fn parse_header"], snippets

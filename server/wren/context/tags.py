@@ -44,6 +44,17 @@ LOOKBACK_LINES = 15
 MAX_LOOKUPS = 24  # names per request, nearest first
 MAX_SNIPPETS = 4
 MAX_AMBIGUOUS = 3  # a name defined in more files than this says nothing about which one
+# Method names every other type defines (trait and interface methods, accessors): a
+# definition found by such a name alone is most likely some other type's.
+# fmt: off
+COMMON_NAMES = frozenset({
+    "new", "clone", "len", "get", "set", "next", "iter", "map", "into", "from", "fmt", "eq",
+    "hash", "default", "drop", "deref", "push", "pop", "insert", "remove", "contains", "size",
+    "equals", "hashCode", "toString", "compareTo", "length", "apply", "call", "then", "value",
+    "name", "key", "init", "close", "run", "start", "stop", "update", "add", "has", "delete",
+    "clear", "keys", "values", "toJSON", "valueOf", "constructor", "main", "String", "Error",
+})
+# fmt: on
 SHORT_DEFINITION_LINES = 8
 MAX_SNIPPET_LINES = 16
 MAX_HEADER_LINES = 6
@@ -283,6 +294,10 @@ def _closing(f: _File, node: Node) -> str:
     return indent + (end if end.startswith("}") else "}")
 
 
+def _is_comment_line(line: str) -> bool:
+    return line.strip().startswith(("//", "/*", "*", "#"))
+
+
 def _last_row(node: Node) -> int:
     """The last row with text of `node` (a `#define` node ends after its line break)."""
     end = node.end_point
@@ -296,7 +311,11 @@ def _short_form(f: _File, node: Node, kind: str) -> list[str]:
         return f.rows(first, last)
     body = _body(node)
     if body is None or body.start_point.row - first >= MAX_HEADER_LINES:
-        return [*f.rows(first, first + SHORT_DEFINITION_LINES - 1), "..."]
+        # No body to elide (a Go interface, a long type): its first lines of code.
+        code = [line for line in f.rows(first, last) if not _is_comment_line(line)]
+        if len(code) <= SHORT_DEFINITION_LINES:
+            return code
+        return [*code[: SHORT_DEFINITION_LINES - 1], "..."]
     head = f.from_line_start(node, body.start_byte).rstrip().split("\n")
     if kind in _CLASS_KINDS and (body.text or b"").startswith(b"{"):
         out = [*head[:-1], head[-1] + " {"]
@@ -690,8 +709,8 @@ def _tag_snippets(
     for use in names_near_cursor(snapshot)[:MAX_LOOKUPS]:
         if time.perf_counter() > deadline or len(out) >= max_snippets:
             break
-        if use.name in local:
-            continue  # this file defines it: the model sees that definition already
+        if use.name in local or use.name in COMMON_NAMES:
+            continue  # this file defines it (the model sees that), or too many types do
         candidates = [
             d for d in index.definitions(use.name) if d.family == family and d.path != current
         ]
