@@ -1,14 +1,13 @@
 """A small OpenAI-compatible inference server running the real default model (for tests).
 
-Neither llama-cpp-python (no wheel for this platform: a long compile) nor `transformers serve`
-(no raw-prompt `/v1/completions`, extra web stack) installs quickly here, so the suite serves
-the real SmolLM2 weights through Wren's own in-process backend, behind the same HTTP API vLLM
-and llama.cpp's server speak: `GET /v1/models`, `POST /tokenize`, `POST /v1/completions` and
-`POST /v1/chat/completions` with `stream: true` (server-sent events, `[DONE]`, usage with
-`stream_options.include_usage`), greedy, OpenAI stop-string semantics (the stop string is not
-sent), `continue_final_message` as vLLM has it. `GET /stats` counts requests and clients that
-went away mid-stream (a disconnect cancels the generation at its next token) and
-generated tokens.
+The second server of tests/remote (beside llama-cpp-python's, tests/remote/servers.py): the
+real SmolLM2 weights through Wren's own in-process backend, with counters a third-party server
+does not expose, behind the same HTTP API vLLM and llama.cpp's server speak: `GET /v1/models`,
+`POST /tokenize`, `POST /v1/completions` and `POST /v1/chat/completions` with `stream: true`
+(server-sent events, `[DONE]`, usage with `stream_options.include_usage`), greedy, OpenAI
+stop-string semantics (the stop string is not sent), `continue_final_message` as vLLM has it.
+`GET /stats` counts requests and clients that went away mid-stream (a disconnect cancels the
+generation at its next token) and generated tokens.
 
     python tests/remote/openai_server.py [--port 0] [--name NAME]   # prints "PORT <n>" when ready
 """
