@@ -7,11 +7,22 @@
    waits for it, "types" for a moment, and sends the next. Latency p50/p95 per typist count and
    the server's generated tokens per second.
 
-By default it starts tests/remote/openai_server.py (the real default model on this CPU, one
-generation at a time: no batching, unlike vLLM). `--endpoint URL --model NAME` measures
-another server instead.
+The server, started the way the tests start it (tests/remote/servers.py), on the default
+model (SmolLM2-135M-Instruct) on this CPU:
 
-    .venv/bin/python scripts/bench_remote.py [--positions 12] [--requests 4] [--markdown]
+  --server stdlib     tests/remote/openai_server.py, Wren's own backend behind the HTTP API
+                      (the default; one generation at a time: no batching, unlike vLLM)
+  --server llama-cpp  llama-cpp-python 0.3.36's server from .peer-venv (scripts/setup.sh) on
+                      the default GGUF, in its best configuration here: all cores
+                      (--n_threads/--n_threads_batch = CPU count), n_batch 512, n_ctx 4096,
+                      requests queued (--interrupt_requests False), one generation at a time
+
+`--endpoint URL --model NAME` measures another, already running server instead.
+Server tokens/s: the stdlib server counts what it generated (`/stats`); for the others it is
+the tokens the typists received (llama-cpp-python logs counts only for answers that ran to
+their end, not for those Wren closed at the end of a line).
+
+    .venv/bin/python scripts/bench_remote.py [--server llama-cpp] [--positions 12] [--requests 4]
 """
 
 from __future__ import annotations
@@ -38,6 +49,9 @@ from wren.engine.completion import CompletionDetails, CompletionEngine  # noqa: 
 from wren.errors import GenerationError  # noqa: E402
 from wren.remote import RemoteBackend  # noqa: E402
 from wren.types import CancelToken, GenerationParams, Snapshot  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from tests.remote.servers import KINDS, ModelServer, start_server  # noqa: E402
 
 # Latency, not the 2 s cut-off: a generous budget so a queued request still completes.
 SETTINGS = Settings(completion=CompletionSettings(timeBudgetMs=60000))
@@ -115,6 +129,12 @@ def direct(url: str, model: str, prompt: str, params: GenerationParams) -> tuple
     return time.perf_counter() - t0, text
 
 
+def flush(url: str, model: str) -> None:
+    """An unrelated one-token request (not timed), so neither side of the replay finds its
+    prompt in the server's prompt cache (llama-cpp-python keeps the last prompt's tokens)."""
+    direct(url, model, "Hello", GenerationParams(max_new_tokens=1))
+
+
 def replay(backend: Recording, snaps: list[Snapshot], url: str) -> dict[str, Any]:
     engine = CompletionEngine(backend, backend.card)
     settings = SETTINGS
@@ -123,12 +143,14 @@ def replay(backend: Recording, snaps: list[Snapshot], url: str) -> dict[str, Any
     for snap in snaps:
         backend.prompts = []
         details = CompletionDetails(uri=snap.uri, line=0, character=0, version=0)
+        flush(url, backend.name)
         t0 = time.perf_counter()
         engine.complete(snap, settings, CancelToken(), details)
         wren_s.append(time.perf_counter() - t0)
         if not backend.prompts:
             continue
         prompt, params = backend.prompts[-1]
+        flush(url, backend.name)
         seconds, _ = direct(url, backend.name, prompt, params)
         direct_s.append(seconds)
     return {
@@ -149,6 +171,7 @@ def load(
     errors: list[str] = []
     lock = threading.Lock()
     tokens_before = stats()["tokens"] if stats else 0
+    received: list[int] = []
 
     def typist(k: int) -> None:
         rng = random.Random(k)
@@ -166,6 +189,7 @@ def load(
             else:
                 with lock:
                     latencies.append(time.perf_counter() - t0)
+                    received.append(details.generated_tokens)
             time.sleep(rng.uniform(0.1, 0.3))  # typing on before the next request
 
     t0 = time.perf_counter()
@@ -175,7 +199,7 @@ def load(
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    tokens = (stats()["tokens"] - tokens_before) if stats else 0
+    tokens = (stats()["tokens"] - tokens_before) if stats else sum(received)
     return {
         "typists": typists,
         "requests": len(latencies) + len(errors),
@@ -183,15 +207,20 @@ def load(
         "first_error": errors[0] if errors else "",
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
-        "mean_ms": statistics.mean(latencies) * 1000,
+        "mean_ms": statistics.mean(latencies) * 1000 if latencies else float("nan"),
         "server_tokens_per_s": tokens / wall if wall else 0.0,
+        "tokens_counted_by": "server" if stats else "client (tokens received)",
         "wall_s": wall,
     }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--endpoint", default="")
+    ap.add_argument("--server", choices=KINDS, default="stdlib", help="which server to start")
+    ap.add_argument("--endpoint", default="", help="measure this running server instead")
+    ap.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="llama-cpp: threads (all cores)"
+    )
     ap.add_argument("--model", default="")
     ap.add_argument("--positions", type=int, default=12)
     ap.add_argument("--requests", type=int, default=4, help="per typist in the load test")
@@ -203,44 +232,36 @@ def main() -> None:
     SETTINGS = Settings(
         completion=CompletionSettings(timeBudgetMs=60000, contextTokens=args.context_tokens)
     )
-    proc = None
+    uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    server: ModelServer | None = None
     url = args.endpoint
     if not url:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "remote" / "openai_server.py")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "server")},
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("PORT "):
-                url = f"http://127.0.0.1:{int(line.split()[1])}"
-                break
+        server = start_server(args.server, threads=args.threads)
+        url = server.url
     try:
         settings = ModelSettings(endpoint=url, servedModel=args.model)
         backend = Recording.connect(settings)
         backend.prompts = []
-
-        def stats() -> dict[str, int]:
-            parts = urlsplit(url)
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-            conn.request("GET", "/stats")
-            return dict(json.loads(conn.getresponse().read()))
-
+        exact = server.stats if server is not None and server.kind == "stdlib" else None
         snaps = positions(args.positions, args.seed)
-        result: dict[str, Any] = {"endpoint": url, "model": backend.name}
+        result: dict[str, Any] = {
+            "server": server.kind if server else "external",
+            "endpoint": url,
+            "model": backend.name,
+            "tokens": backend.tokens.mode,
+            "uptime_before": uptime_before,
+        }
+        if server is not None and server.kind == "llama-cpp":
+            result["server_command"] = " ".join(server.command())
         result["replay"] = replay(backend, snaps, url)
         result["load"] = [
-            load(backend, snaps, int(t), args.requests, stats if proc else None)
-            for t in args.typists.split(",")
+            load(backend, snaps, int(t), args.requests, exact) for t in args.typists.split(",")
         ]
         result["uptime"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
         print(json.dumps(result, indent=2))
     finally:
-        if proc is not None:
-            proc.kill()
+        if server is not None:
+            server.kill()
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class ModelServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _command(self) -> list[str]:
+    def command(self) -> list[str]:
         if self.kind == "stdlib":
             cmd = [sys.executable, str(HERE / "openai_server.py"), "--port", str(self.port)]
             return cmd + (["--name", self.name] if self.name else [])
@@ -96,7 +96,7 @@ class ModelServer:
         self.port = port or free_port()
         env = {**os.environ, "PYTHONPATH": str(ROOT / "server")}
         self.proc = subprocess.Popen(
-            self._command(),
+            self.command(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
