@@ -159,3 +159,59 @@ def test_cli_tune_explains_what_it_cannot_tune(tmp_path: Path) -> None:
     write(tmp_path / "one", "a.py", CODE)  # one file: nothing left to hold out
     few = runner.invoke(app, ["tune", str(tmp_path / "one"), "--minutes", "1"])
     assert few.exit_code == 1 and "too few source files" in " ".join(few.output.split())
+
+
+# -- training-loop pieces (no model download: a tiny random Llama) --------------------------
+
+
+def test_thread_chooser_keeps_the_faster_count_and_looks_again() -> None:
+    from wren.model.tune.train import ThreadChooser
+
+    chooser = ThreadChooser([2, 1], probe_steps=2, every=10)
+    seen = []
+    for step in range(12):
+        n = chooser.threads_for_step(step)
+        seen.append(n)
+        # two threads are slow here (a busy machine): 10 tokens/s against 40
+        chooser.record(step, n, 100, 10.0 if n == 2 else 2.5)
+    assert seen[:4] == [2, 2, 1, 1]  # the probe
+    assert seen[4:10] == [1] * 6  # the faster one, until the next probe
+    assert seen[10:12] == [2, 2]  # probing again
+    assert chooser.chosen == 1
+
+
+def test_thread_chooser_prefers_every_core_when_it_is_faster() -> None:
+    from wren.model.tune.train import ThreadChooser
+
+    chooser = ThreadChooser([2, 1], probe_steps=1, every=50)
+    for step in range(5):
+        n = chooser.threads_for_step(step)
+        chooser.record(step, n, 100, 1.0 if n == 2 else 1.8)
+    assert chooser.chosen == 2
+    assert [chooser.threads_for_step(s) for s in range(2, 6)] == [2, 2, 2, 2]
+    single = ThreadChooser([3], probe_steps=2, every=4)
+    assert {single.threads_for_step(s) for s in range(10)} == {3}
+
+
+def test_target_only_loss_equals_the_full_masked_loss() -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from wren.model.tune.train import _Item, _step_loss
+
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    ids = [int(x) for x in torch.randint(0, 64, (20,))]
+    scope = _Item(ids, [-100] * 14 + ids[14:])  # prompt, then a 6-token target
+    full = model(input_ids=torch.tensor([ids]), labels=torch.tensor([scope.labels])).loss
+    assert torch.allclose(_step_loss(model, scope, "cpu"), full, atol=1e-5)
+    window = _Item(ids, list(ids))
+    full = model(input_ids=torch.tensor([ids]), labels=torch.tensor([ids])).loss
+    assert torch.allclose(_step_loss(model, window, "cpu"), full, atol=1e-5)

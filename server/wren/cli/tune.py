@@ -17,6 +17,7 @@ from rich.table import Table
 from wren.cli.common import DeviceChoice, ModelOpt, setup_logging
 from wren.cli.common import err_console as console
 from wren.cli.prepare import fail
+from wren.model.tune.data import HELDOUT_PERCENT
 
 
 def tune_cmd(
@@ -30,11 +31,23 @@ def tune_cmd(
     device: Annotated[
         DeviceChoice, typer.Option(help="Where to train (cpu by default; cuda when you ask).")
     ] = DeviceChoice.cpu,
-    threads: Annotated[int, typer.Option(help="CPU threads; 0 = half the cores.", min=0)] = 0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="CPU threads; 0 = every core or half of them, whichever trains faster here.",
+            min=0,
+        ),
+    ] = 0,
     max_steps: Annotated[
         int, typer.Option(help="Stop after this many steps (0: no limit).", min=0)
     ] = 0,
     rank: Annotated[int, typer.Option(help="LoRA rank.", min=1, max=256)] = 16,
+    heldout_percent: Annotated[
+        int,
+        typer.Option(
+            help="Share of files held out to check the result (by path hash).", min=1, max=50
+        ),
+    ] = HELDOUT_PERCENT,
     output: Annotated[
         Path | None,
         typer.Option(help="Write the adapter here instead of Wren's cache for this workspace."),
@@ -59,6 +72,7 @@ def tune_cmd(
         max_steps=max_steps,
         rank=rank,
         alpha=2 * rank,
+        heldout_percent=heldout_percent,
     )
     cancelled = threading.Event()
 
@@ -133,7 +147,8 @@ def _summary(
     table.add_row(
         "trained",
         f"{metrics['tokens_seen']:,} tokens in {metrics['train_seconds']:.0f}s "
-        f"({metrics['tokens_per_second']:.0f} tokens/s, stopped: {metrics['stopped']})",
+        f"({metrics['tokens_per_second']:.0f} tokens/s on {metrics['threads']} threads, "
+        f"stopped: {metrics['stopped']})",
     )
     table.add_row("peak memory", f"{metrics['peak_rss_mb']:.0f} MB")
     table.add_row("adapter", str(folder))

@@ -3,6 +3,19 @@
 Bounded memory: one window (at most `window_tokens`) per step, held-out loss without
 gradients. A time budget, and early stopping when held-out loss stops improving; the best
 adapter seen is the one written. The result folder appears whole or not at all.
+
+Speed on a CPU (issue 13; numbers in BENCHMARKS.md, "wren tune"):
+- fp32. bf16 autocast on a CPU without native bf16 (AVX2 only) measured more than 15x
+  slower per step, so CPU training stays fp32; CUDA trains in the dtype the loader chose.
+- Threads: tuning is a job the user started, so it may use every core; but on a shared
+  machine (or beside the editor's own server) spinning OpenMP threads on oversubscribed cores
+  can be several times slower than one thread (measured 6 vs 30 tokens/s at load 9 on two
+  cores). With `threads` 0 the loop times steps at every-core and at half the cores, keeps
+  the faster, and checks again every `THREAD_PROBE_EVERY` steps.
+- Prompt + target examples (scope and docstring → body) compute the vocabulary projection
+  only at the target positions (`logits_to_keep`): the prompt is context, not loss.
+- `tokens_per_second` counts the tokens of training steps over the time spent in them;
+  held-out scoring is reported apart (`eval_seconds`).
 """
 
 from __future__ import annotations
@@ -19,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.errors import WrenError
+from wren.model.threads import cores
 from wren.model.tune import data as tune_data
 from wren.model.tune.adapters import (
     ADAPTER_CONFIG,
@@ -33,6 +47,8 @@ from wren.model.tune.adapters import (
 log = logging.getLogger(__name__)
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+THREAD_PROBE_STEPS = 3  # steps timed at each thread count
+THREAD_PROBE_EVERY = 60  # steps between probes (the machine's load changes)
 
 
 class TuneError(WrenError):
@@ -57,7 +73,7 @@ class TuneSettings:
     patience: int = 2  # evaluations without improvement before stopping
     heldout_percent: int = tune_data.HELDOUT_PERCENT
     seed: int = 0
-    threads: int = 0  # 0: Wren's default (half the cores)
+    threads: int = 0  # 0: choose between every core and half of them by measured speed
     model: str = ""  # `wren.model.path`; "" = the embedded default
     device: str = "cpu"
 
@@ -98,6 +114,63 @@ def _encode(tokenizer: Any, ex: tune_data.Example, max_tokens: int) -> _Item | N
     if not target or not prompt:
         return None
     return _Item(prompt + target, [-100] * len(prompt) + target)
+
+
+class ThreadChooser:
+    """Pick the faster of a few thread counts by timing real training steps, now and then.
+
+    `candidates[0]` is the preferred count (every core). Each probe runs `probe_steps` steps at
+    each candidate and keeps the one with the most tokens per second; between probes the chosen
+    count is used. A single candidate never probes.
+    """
+
+    def __init__(self, candidates: list[int], probe_steps: int, every: int) -> None:
+        self.candidates = list(dict.fromkeys(c for c in candidates if c > 0)) or [1]
+        self.probe_steps = probe_steps
+        self.every = every
+        self.chosen = self.candidates[0]
+        self._probe_start = 0
+        self._timed: dict[int, list[float]] = {}  # threads -> [tokens, seconds]
+
+    def threads_for_step(self, step: int) -> int:
+        if len(self.candidates) == 1:
+            return self.chosen
+        offset = step - self._probe_start
+        span = self.probe_steps * len(self.candidates)
+        if offset >= span and offset >= self.every:
+            self._probe_start, offset = step, 0  # time to look again
+        if offset < span:
+            return self.candidates[offset // self.probe_steps]
+        return self.chosen
+
+    def record(self, step: int, threads: int, tokens: int, seconds: float) -> None:
+        offset = step - self._probe_start
+        span = self.probe_steps * len(self.candidates)
+        if len(self.candidates) == 1 or offset >= span:
+            return
+        if offset == 0:
+            self._timed = {}
+        timed = self._timed.setdefault(threads, [0.0, 0.0])
+        timed[0] += tokens
+        timed[1] += seconds
+        if offset == span - 1:
+            rates = {n: t / s for n, (t, s) in self._timed.items() if s > 0}
+            if rates:
+                self.chosen = max(rates, key=lambda n: rates[n])
+
+
+def _step_loss(model: Any, it: _Item, device: str) -> Any:
+    """Training loss of one item; the vocabulary projection only where there is a target."""
+    import torch
+
+    ids = torch.tensor([it.ids], device=device)
+    if it.labels[0] != -100:  # a window: every token is a target
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+    first = next(i for i, label in enumerate(it.labels) if label != -100)
+    keep = len(it.ids) - first + 1  # the last prompt position predicts the first target
+    logits = model(input_ids=ids, use_cache=False, logits_to_keep=keep).logits[0, :-1]
+    target = torch.tensor(it.labels[first:], device=device)
+    return torch.nn.functional.cross_entropy(logits.float(), target, ignore_index=-100)
 
 
 def _peak_rss_mb() -> float:
@@ -184,8 +257,15 @@ def tune_workspace(
     from wren.model.loading import load_model
 
     loaded = load_model(settings.model, settings.device)
-    if settings.threads > 0 and loaded.device == "cpu":
-        torch.set_num_threads(settings.threads)
+    if loaded.device == "cpu" and settings.threads > 0:
+        candidates = [settings.threads]
+    elif loaded.device == "cpu":
+        every_core = cores()
+        candidates = [every_core, max(1, every_core // 2)]
+    else:
+        candidates = [torch.get_num_threads()]
+    chooser = ThreadChooser(candidates, THREAD_PROBE_STEPS, THREAD_PROBE_EVERY)
+    torch.set_num_threads(chooser.chosen)
     if loaded.dtype != "float32" and loaded.device == "cpu":
         raise TuneError("Tuning on the CPU needs the fp32 model.")
     digest = base_digest(loaded.source)
@@ -227,6 +307,9 @@ def tune_workspace(
     last_eval = time.perf_counter()
     stopped = "data"
     train_start = time.perf_counter()
+    step_s = eval_s = 0.0
+    target_tokens = 0
+    threads_used: dict[int, int] = {}
     model.train()
     order = [
         i
@@ -245,16 +328,23 @@ def tune_workspace(
         it = train_items[idx]
         for group in optimizer.param_groups:
             group["lr"] = settings.learning_rate * min(1.0, (steps + 1) / warmup)
-        ids = torch.tensor([it.ids], device=device)
-        labels = torch.tensor([it.labels], device=device)
-        loss = model(input_ids=ids, labels=labels).loss
+        n_threads = chooser.threads_for_step(steps)
+        if n_threads != torch.get_num_threads():
+            torch.set_num_threads(n_threads)
+        t_step = time.perf_counter()
+        loss = _step_loss(model, it, device)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        value = loss.item()
+        took = time.perf_counter() - t_step
+        chooser.record(steps, n_threads, len(it.ids), took)
+        threads_used[n_threads] = threads_used.get(n_threads, 0) + 1
+        step_s += took
         steps += 1
         tokens += len(it.ids)
-        value = loss.item()
+        target_tokens += sum(1 for label in it.labels if label != -100)
         running = value if running is None else 0.95 * running + 0.05 * value
         report(
             TuneProgress(
@@ -262,8 +352,10 @@ def tune_workspace(
             )
         )
         if time.perf_counter() - last_eval >= eval_every:
+            t_eval = time.perf_counter()
             held, acc = score(model, eval_items, device, stop)
             last_eval = time.perf_counter()
+            eval_s += last_eval - t_eval
             evals.append({"tokens": tokens, "loss": held})
             if held < best_loss:
                 best_loss, best_acc, bad = held, acc, 0
@@ -304,13 +396,17 @@ def tune_workspace(
         "heldout_top1_after": round(best_acc if enabled else acc_before, 4),
         "evaluations": evals,
         "tokens_seen": tokens,
+        "target_tokens_seen": target_tokens,
         "steps": steps,
         "train_seconds": round(train_s, 1),
-        "tokens_per_second": round(tokens / train_s, 1) if train_s > 0 else 0.0,
+        "step_seconds": round(step_s, 1),
+        "eval_seconds": round(eval_s + eval_cost_s, 1),
+        "tokens_per_second": round(tokens / step_s, 1) if step_s > 0 else 0.0,
         "total_seconds": round(time.perf_counter() - t0, 1),
         "stopped": stopped,
         "peak_rss_mb": round(_peak_rss_mb(), 0),
-        "threads": torch.get_num_threads(),
+        "threads": chooser.chosen,
+        "threads_steps": {str(n): k for n, k in sorted(threads_used.items())},
     }
     manifest = {
         "format": MANIFEST_FORMAT,
