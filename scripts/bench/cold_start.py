@@ -119,6 +119,7 @@ def main() -> None:
     backend = TransformersBackend(loaded)
     mark("backend")
     backend.warm_up()
+    backend.drop_caches()  # as lifecycle does
     mark("ready")
     engine = CompletionEngine(backend, loaded.card)
 

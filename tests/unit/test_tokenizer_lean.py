@@ -204,15 +204,22 @@ def test_lean_load_uses_the_cache_and_rebuilds_a_damaged_one(
 LEAN_START = textwrap.dedent(
     """
     import sys
+    import wren.cli
+    from wren.lsp.app import create_server
+    create_server()
+    # What lsp/lifecycle.py's loading thread does.
+    from wren.engine.completion import CompletionEngine
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
     from wren.model.tokenizer import LeanTokenizer
-    loaded = load_model("", lean_only=True)
+    from wren.model.tune.adapters import choose_adapter
+    loaded = load_model("", lean_only=choose_adapter("", None, True).path is None)
     if loaded.lean is None or not isinstance(loaded.tokenizer, LeanTokenizer):
         print("NOT-LEAN")  # caches not written yet
         sys.exit(0)
     backend = TransformersBackend(loaded)
     backend.warm_up()
+    CompletionEngine(backend, loaded.card)
     print(backend.detokenize(backend.tokenize("def f():")))
     print(sorted(m for m in sys.modules if m.split(".")[0] == "transformers"))
     """

@@ -106,6 +106,7 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
             backend = TransformersBackend(loaded)
             progress("Warming up", 95)
             backend.warm_up()
+            backend.drop_caches()  # the warm-up's KV slots serve no document (~12 MB)
         except ModelLoadError as err:
             log.error("model load failed: %s", err)
             ls.set_model_state(state="error", message=str(err), progress=None)
@@ -129,11 +130,12 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
                 ls.engine.recent.update(doc.uri, doc.text, doc.language_id)
         cache_note = "from cache" if loaded.from_cache else "converted"
         log.info(
-            "model %s ready on %s in %.1fs (%s)",
+            "model %s ready on %s in %.1fs (%s; %s)",
             loaded.name,
             loaded.device,
             loaded.load_s,
             cache_note,
+            ", ".join(f"{step} {secs:.2f}s" for step, secs in loaded.phases.items()),
         )
         ls.set_model_state(
             state="ready",
