@@ -25,11 +25,17 @@ def cores() -> int:
         return os.cpu_count() or 2
 
 
+def fixed_threads() -> int | None:
+    """`WREN_THREADS`, when the user fixed one number for every job."""
+    env = os.environ.get("WREN_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else None
+
+
 def threads_for(interactive: bool) -> int:
     """Threads for a job: `WREN_THREADS` if set, else all cores (interactive) or half."""
-    env = os.environ.get("WREN_THREADS", "")
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+    fixed = fixed_threads()
+    if fixed is not None:
+        return fixed
     n = cores()
     return n if interactive else max(1, n // 2)
 

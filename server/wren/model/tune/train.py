@@ -11,7 +11,7 @@ Speed on a CPU (issue 13; numbers in BENCHMARKS.md, "wren tune"):
   machine (or beside the editor's own server) spinning OpenMP threads on oversubscribed cores
   can be several times slower than one thread (measured 6 vs 30 tokens/s at load 9 on two
   cores). With `threads` 0 the loop times steps at every-core and at half the cores, keeps
-  the faster, and checks again every `THREAD_PROBE_EVERY` steps.
+  the faster, and checks again every `THREAD_PROBE_EVERY` steps (`WREN_THREADS` fixes it).
 - Prompt + target examples (scope and docstring → body) compute the vocabulary projection
   only at the target positions (`logits_to_keep`): the prompt is context, not loss.
 - `tokens_per_second` counts the tokens of training steps over the time spent in them;
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from wren.errors import WrenError
-from wren.model.threads import cores
+from wren.model.threads import cores, fixed_threads, threads_for
 from wren.model.tune import data as tune_data
 from wren.model.tune.adapters import (
     ADAPTER_CONFIG,
@@ -257,8 +257,8 @@ def tune_workspace(
     from wren.model.loading import load_model
 
     loaded = load_model(settings.model, settings.device)
-    if loaded.device == "cpu" and settings.threads > 0:
-        candidates = [settings.threads]
+    if loaded.device == "cpu" and (settings.threads > 0 or fixed_threads() is not None):
+        candidates = [settings.threads or threads_for(interactive=True)]
     elif loaded.device == "cpu":
         every_core = cores()
         candidates = [every_core, max(1, every_core // 2)]
