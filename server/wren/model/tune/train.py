@@ -371,7 +371,8 @@ def tune_workspace(
     if steps == 0:
         raise TuneError(
             f"The time budget ran out before training began (loading and scoring took "
-            f"{time.perf_counter() - t0:.0f}s); give it more minutes."
+            f"{time.perf_counter() - t0:.0f}s, and scoring the result at the end needs about "
+            f"{eval_cost_s:.0f}s more); give it more minutes."
         )
     if evals[-1]["tokens"] != tokens:  # score what the loop ended with
         held, acc = score(model, eval_items, device, stop)
