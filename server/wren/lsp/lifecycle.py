@@ -106,7 +106,7 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
             backend = TransformersBackend(loaded)
             progress("Warming up", 95)
             backend.warm_up()
-            backend.drop_caches()  # the warm-up's KV slots serve no document (~12 MB)
+            backend.drop_caches()  # the warm-up's KV slot serves no document
         except ModelLoadError as err:
             log.error("model load failed: %s", err)
             ls.set_model_state(state="error", message=str(err), progress=None)
