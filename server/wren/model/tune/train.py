@@ -192,21 +192,35 @@ def heldout_items(
 
 
 def score(
-    model: Any, items: list[_Item], device: str, cancel: Callable[[], bool]
+    model: Any,
+    items: list[_Item],
+    device: str,
+    cancel: Callable[[], bool],
+    chooser: ThreadChooser | None = None,
 ) -> tuple[float, float]:
-    """Mean loss per target token and top-1 next-token accuracy over `items`."""
+    """Mean loss per target token and top-1 next-token accuracy over `items`.
+
+    With a `chooser`, the first items are timed at each of its thread counts and the rest run
+    at the fastest (the first scoring runs before any training step has been timed).
+    """
     import torch
 
     was_training = model.training
     model.eval()
     total_loss, total_right, total_n = 0.0, 0, 0
     with torch.no_grad():
-        for it in items:
+        for k, it in enumerate(items):
             if cancel():
                 raise TuneCancelled("Tuning cancelled; no adapter was written.")
+            if chooser is not None:
+                torch.set_num_threads(chooser.threads_for_step(k))
+            t_item = time.perf_counter()
             ids = torch.tensor([it.ids], device=device)
             labels = torch.tensor([it.labels], device=device)
-            logits = model(input_ids=ids).logits[0, :-1].float()
+            logits = model(input_ids=ids, use_cache=False).logits[0, :-1].float()
+            if chooser is not None:
+                took = time.perf_counter() - t_item
+                chooser.record(k, torch.get_num_threads(), len(it.ids), took)
             target = labels[0, 1:]
             mask = target != -100
             n = int(mask.sum())
@@ -292,7 +306,10 @@ def tune_workspace(
     model = get_peft_model(loaded.model, config)
     report(TuneProgress("scoring", elapsed_s=time.perf_counter() - t0, budget_s=budget_s))
     t_eval = time.perf_counter()
-    loss_before, acc_before = score(model, eval_items, device, stop)
+    first_probe = ThreadChooser(chooser.candidates, 2, len(eval_items) + 1)
+    loss_before, acc_before = score(model, eval_items, device, stop, first_probe)
+    chooser.chosen = first_probe.chosen
+    torch.set_num_threads(chooser.chosen)
     eval_cost_s = time.perf_counter() - t_eval
     eval_every = settings.eval_every_s or max(30.0, budget_s / 8)
 
