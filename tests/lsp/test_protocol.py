@@ -43,7 +43,7 @@ NOISE_MARKERS = (
     "WREN-NOISE-FD1",
     "WREN-NOISE-PRINTF",
     "WREN-NOISE-THREAD",
-    "WREN-NOISE-HF-WARNING",
+    "WREN-NOISE-PRINT after importing tokenizers",  # the serving path's tokenizer library
 )
 
 STORM_TEXTS = [
@@ -315,7 +315,10 @@ async def test_stdout_carries_only_frames_while_libraries_print(raw: RawServer) 
     st_ = await raw.status()
     assert st_["state"] == "ready"
     err = raw.stderr_text()
-    missing = [m for m in NOISE_MARKERS if m not in err]
+    markers = list(NOISE_MARKERS)
+    if "after importing transformers" in err:  # a load that needed transformers: its logger too
+        markers.append("WREN-NOISE-HF-WARNING")
+    missing = [m for m in markers if m not in err]
     assert not missing, f"the noise did not happen (so it proves nothing): {missing}"
     assert " DEBUG " in err, "verbose logging was not on"
     assert raw.stray == [], raw.stray[:5]

@@ -97,8 +97,9 @@ UNSAFE = {
 ALLOWED: dict[Path, set[str]] = {
     # Verification runs candidate code, in a limited subprocess.
     SANDBOX: set(UNSAFE.values()),
-    # `wren tune` (a command the user runs, never the server) lists a git repository's files.
-    SERVER / "model" / "tune" / "data.py": {"starting processes"},
+    # `git ls-files` lists a repository's files for `wren tune` (a command the user runs) and for
+    # the tags index (the server, in a trusted workspace only: `use_git=ls.workspace_trusted`).
+    SERVER / "workspace_files.py": {"starting processes"},
     # `wren.model.endpoint`: the one network client, used only when the user sets an endpoint.
     SERVER / "remote" / "http.py": {"network clients"},
     SERVER / "remote" / "backend.py": {"network clients"},

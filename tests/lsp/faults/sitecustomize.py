@@ -118,6 +118,7 @@ def _chatter() -> None:
 if os.environ.get("WREN_FAULT_NOISE") == "1":
     after_import("torch", _noise("torch"))
     after_import("transformers", _transformers_warning)
+    after_import("tokenizers", _noise("tokenizers"))
     atexit.register(lambda: print("WREN-NOISE-ATEXIT", flush=True))
 
 
