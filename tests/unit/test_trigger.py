@@ -249,12 +249,33 @@ BRACE_CASES = [
 @pytest.mark.parametrize(
     ("language_id", "name", "opener", "indent", "word", "mid", "end"), BRACE_CASES
 )
-def test_brace_blank_line_after_opening_brace_is_multi_line(
+def test_brace_blank_line_in_an_empty_block_is_multi_line(
     language_id: str, name: str, opener: str, indent: str, word: str, mid: str, end: str
 ) -> None:
-    decision = decide(blank_line_after(load(name), opener, indent, language_id))
+    """A new block being written (the editor closed the brace below): a block fits."""
+    text = load(name)
+    line_start = text.rfind("\n", 0, text.index(opener)) + 1
+    line_end = text.index("\n", text.index(opener))
+    opener_indent = text[line_start : text.index(opener)]
+    new_text = text[: line_end + 1] + indent + "\n" + opener_indent + "}\n"
+    snapshot = Snapshot("file:///w/f", new_text, line_end + 1 + len(indent), language_id)
+    decision = decide(snapshot)
     assert decision.mode is Mode.MULTI_LINE
     assert opener.split("(")[0].split()[-1] in decision.reason
+    at_brace = Snapshot("file:///w/f", text[:line_end] + "}\n", line_end, language_id)
+    assert decide(at_brace).mode is Mode.MULTI_LINE
+
+
+@pytest.mark.parametrize(
+    ("language_id", "name", "opener", "indent", "word", "mid", "end"), BRACE_CASES
+)
+def test_brace_blank_line_above_an_existing_body_is_single_line(
+    language_id: str, name: str, opener: str, indent: str, word: str, mid: str, end: str
+) -> None:
+    """The block already has its body below the cursor: one line, not a second body."""
+    decision = decide(blank_line_after(load(name), opener, indent, language_id))
+    assert decision.mode is Mode.SINGLE_LINE
+    assert decide(at(load(name), opener, language_id)).mode is Mode.SINGLE_LINE
 
 
 @pytest.mark.parametrize(

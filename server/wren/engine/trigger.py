@@ -168,12 +168,31 @@ def _multi_line_reason(snapshot: Snapshot) -> str | None:
 
     if language in BRACE_LANGUAGES or syntax.language_for(language) is not None:
         if not prefix_blank and _brace_opener(line_prefix) and rest in ("", "}", "});", "})", "};"):
+            if not rest and _block_body_below(text, offset, _indent_width(line_prefix)):
+                return None
             return f"Inside the empty block opened by {_quote(line_prefix)}."
         if prefix_blank and (not rest or rest.startswith("}")):
             prev = _previous_nonblank_line(text, line_start)
             if prev is not None and _brace_opener(prev):
+                if not rest and _block_body_below(text, offset, _indent_width(prev)):
+                    return None
                 return f"Start of the block opened by {_quote(prev)}."
     return None
+
+
+def _block_body_below(text: str, offset: int, opener_indent: int) -> bool:
+    """The block opened above the cursor already has code below the cursor's line: the next
+    non-blank line is indented deeper than the line that opened it. A block there is written
+    already, so one line fits, not another block (measured in Go, Rust and Java:
+    BENCHMARKS.md, Languages)."""
+    end = text.find("\n", offset)
+    while end != -1:
+        start = end + 1
+        end = text.find("\n", start)
+        line = text[start : end if end != -1 else len(text)].rstrip("\r")
+        if line.strip():
+            return _indent_width(line) > opener_indent
+    return False
 
 
 def decide_trigger(snapshot: Snapshot, multiline_enabled: bool = True) -> TriggerDecision:
