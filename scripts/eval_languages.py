@@ -24,9 +24,12 @@ text is removed and the rest of the file is the suffix. Lines are drawn in a shu
 (fixed seed) until `--per-language` pass the filters, then run in file order.
 
 Each task drives Wren's own `CompletionEngine.complete` (`eval_infill.run_task`: trigger,
-prompt, healing, post-processing, rerank) and records the raw model output from the same
-prompt (its first line) beside what the engine shows. Scores: exact match and edit similarity
-of each, the share shown, and the share shown but wrong. The stage ablations are
+prompt, healing, post-processing; the rerank stage runs on top of the same greedy pass) and
+records the raw model output from the same prompt (its first line) beside what the engine
+shows. The "engine" columns are what ships (`wren.completion.rerank` is off by default, so the
+cleaned greedy line); "+ rerank" is the same requests with the rerank stage. Scores: exact
+match and edit similarity of each, the share shown, and the share shown but wrong. The stage
+ablations are
 `eval_infill`'s: `--context`, `--no-rerank`, `--no-healing`, `--patch-indentation` at run
 time, and `--analyze JSONL...` recomputes the clean-up rules and the trigger offline.
 
@@ -72,7 +75,7 @@ sys.path.insert(0, str(SCRIPTS))
 import eval_common  # noqa: E402
 import eval_infill  # noqa: E402
 from eval_infill import Task, _records, add_run_options  # noqa: E402
-from wren.config import ContextSettings  # noqa: E402
+from wren.config import CompletionSettings, ContextSettings  # noqa: E402
 from wren.context.syntax import literal_at  # noqa: E402
 from wren.context.tags import tag_snippets  # noqa: E402
 from wren.engine.actions.regions import comment_lines  # noqa: E402
@@ -337,30 +340,37 @@ def _pct(values: list[bool]) -> str:
 
 
 def language_table(paths: list[str]) -> str:
-    """language x exact match / edit similarity / shown / shown-wrong, engine beside raw."""
+    """language x exact match / edit similarity / shown / shown-wrong, engine beside raw.
+
+    "engine" is what ships: `wren.completion.rerank` is off by default, so the engine shows the
+    cleaned greedy line (the records' `greedy`); the rerank stage, when the run had it on, is
+    the `+ rerank` column (`completion`)."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for rec in _records(paths):
         groups.setdefault((rec["suite"], rec["config"]), []).append(rec)
+    shipped = "completion" if CompletionSettings().rerank else "greedy"
     out = [
         "| language | config | tasks (start / mid) | engine EM % | raw EM % | engine ES | raw ES "
-        "| shown % | shown, wrong % | engine EM start / mid % |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| shown % | shown, wrong % | engine EM start / mid % | + rerank EM % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     order = {lang: i for i, lang in enumerate(LANGUAGES)}
     for (suite, config), recs in sorted(groups.items(), key=lambda kv: order.get(kv[0][0], 99)):
         starts = [r for r in recs if ":start@" in r["task_id"]]
         mids = [r for r in recs if ":mid@" in r["task_id"]]
-        shown = [bool(r["completion"].strip()) for r in recs]
-        wrong = [s and not r["em"]["completion"] for s, r in zip(shown, recs, strict=True)]
+        shown = [bool(r[shipped].strip()) for r in recs]
+        wrong = [s and not r["em"][shipped] for s, r in zip(shown, recs, strict=True)]
+        reranked = any(r.get("candidates") for r in recs)
         out.append(
             f"| {suite} | {config} | {len(recs)} ({len(starts)} / {len(mids)}) "
-            f"| {_pct([r['em']['completion'] for r in recs])} "
+            f"| {_pct([r['em'][shipped] for r in recs])} "
             f"| {_pct([r['em']['raw'] for r in recs])} "
-            f"| {statistics.mean(r['es']['completion'] for r in recs):.3f} "
+            f"| {statistics.mean(r['es'][shipped] for r in recs):.3f} "
             f"| {statistics.mean(r['es']['raw'] for r in recs):.3f} "
             f"| {_pct(shown)} | {_pct(wrong)} "
-            f"| {_pct([r['em']['completion'] for r in starts])} / "
-            f"{_pct([r['em']['completion'] for r in mids])} |"
+            f"| {_pct([r['em'][shipped] for r in starts])} / "
+            f"{_pct([r['em'][shipped] for r in mids])} "
+            f"| {_pct([r['em']['completion'] for r in recs]) if reranked else '-'} |"
         )
     return "\n".join(out)
 
