@@ -486,6 +486,17 @@ class TestParseCheck:
         raw = "if (rb == NULL) {\n        return;\n"
         assert reject_new_parse_errors(raw, ctx(snapshot, M))[0] == ""
 
+    def test_accepts_a_line_whose_block_the_file_already_closes(self) -> None:
+        # The masked line of a real JDK method (ServiceLoader): the else body and its `}` are
+        # below the cursor, so `} else {` must not be given a closing brace of its own.
+        text = (
+            "class A {\n    int f(int x) {\n        if (x > 0) {\n            return 1;\n"
+            "        \n            return 2;\n        }\n    }\n}\n"
+        )
+        snapshot = Snapshot("u", text, text.index("        \n") + 8, "java")
+        assert reject_new_parse_errors("} else {", ctx(snapshot)) == ("} else {", None)
+        assert reject_new_parse_errors("} else {{", ctx(snapshot))[0] == ""
+
     def test_no_opinion_when_the_code_is_already_broken(self) -> None:
         text = PY.replace("        result = []", "        result = [")
         snapshot = at(text, "        result = [")

@@ -1097,17 +1097,24 @@ def reject_new_parse_errors(text: str, ctx: CompletionContext) -> RuleResult:
     window = 20
     if syntax.errors_near_in_tree(tree, row, window):
         return text, None  # already broken here: no evidence either way
-    inserted = text + _body_placeholder(text, ctx)
-    result = syntax.parse_with_insertion(language, snapshot.text, snapshot.offset, inserted)
-    if result is None:
-        return text, None
-    _, new_tree = result
-    if syntax.errors_near_in_tree(new_tree, row, window + inserted.count("\n")):
-        return "", "rejected: it would introduce a syntax error near the cursor"
-    # An unbalanced brace is reported where the parser gives up (often the end of the file).
-    if syntax.count_errors(new_tree) > syntax.count_errors(tree):
-        return "", "rejected: it would introduce a syntax error (unbalanced block)"
-    return text, None
+    # With the placeholder (the completion's unfinished block or call closed), or as it is:
+    # the file may already hold what the completion opens (`} else {` typed above the body
+    # and the `}` that follow it; a header above its existing body).
+    placeholder = _body_placeholder(text, ctx)
+    verdict: RuleResult = (text, None)
+    for inserted in (text + placeholder, text) if placeholder else (text,):
+        result = syntax.parse_with_insertion(language, snapshot.text, snapshot.offset, inserted)
+        if result is None:
+            return text, None
+        _, new_tree = result
+        if syntax.errors_near_in_tree(new_tree, row, window + inserted.count("\n")):
+            verdict = "", "rejected: it would introduce a syntax error near the cursor"
+        elif syntax.count_errors(new_tree) > syntax.count_errors(tree):
+            # An unbalanced brace is reported where the parser gives up (often the file's end).
+            verdict = "", "rejected: it would introduce a syntax error (unbalanced block)"
+        else:
+            return text, None
+    return verdict
 
 
 # ---------------------------------------------------------------------------------------
