@@ -158,6 +158,38 @@ def test_prompts_span_several_prefill_chunks(backend: TransformersBackend) -> No
     assert backend.lean is not None  # `assert_slot_matches_its_tokens` reads its KVCache
 
 
+def test_a_prompt_position_is_the_same_however_the_prompt_was_fed(
+    backend: TransformersBackend,
+) -> None:
+    """KV reuse is exact: a position's keys, values and logits do not depend on how the prompt
+    reached it (one prefill in chunks, other chunk sizes, keystroke by keystroke, or as
+    decode rows), so a warm request answers as a cold one does."""
+    lean = backend.lean
+    assert lean is not None
+    ids = backend.tokenize(next(iter(DOCS.values()))[0])[: 3 * PREFILL_CHUNK + 5]
+
+    def feed(chunks: list[int], prompt: bool) -> tuple[Any, torch.Tensor]:
+        cache, pos, logits = lean.new_cache(), 0, None
+        for size in chunks:
+            logits = lean.forward(ids[pos : pos + size], cache, prompt=prompt)
+            pos += size
+        assert pos == len(ids) and logits is not None
+        return cache, logits
+
+    n = len(ids)
+    with torch.inference_mode():
+        ref_cache, ref_logits = feed([PREFILL_CHUNK] * 3 + [5], prompt=True)
+        for chunks, prompt in (
+            ([7] * (n // 7) + [n % 7], True),
+            ([n - 5, 1, 1, 1, 1, 1], True),
+            ([n - 3, 1, 2], False),
+        ):
+            cache, logits = feed([c for c in chunks if c], prompt)
+            assert torch.equal(logits, ref_logits), (chunks, prompt)
+            assert torch.equal(cache.k[:, :, :n], ref_cache.k[:, :, :n]), (chunks, prompt)
+            assert torch.equal(cache.v[:, :, :n], ref_cache.v[:, :, :n]), (chunks, prompt)
+
+
 def assert_slot_matches_its_tokens(backend: TransformersBackend, name: str) -> None:
     """The slot's reusable part (its first `prompt_len` positions) holds the keys and values
     of its own `tokens`: the same, bit for bit up to rounding, as a prefill from scratch."""
