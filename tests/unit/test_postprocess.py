@@ -462,6 +462,19 @@ class TestCloseBrackets:
             None,
         )
 
+    def test_a_call_the_next_lines_close_is_left_open(self) -> None:
+        # libpng's pngtest.c: the arguments go on on the next line, which closes the call.
+        text = (
+            "int f(void) {\n   if (\n          &unit_type) != 0)\n      return 1;\n"
+            "   return 0;\n}\n"
+        )
+        snapshot = Snapshot("u", text, text.index("if (") + 4, "c")
+        raw = "png_get_pHYs(read_ptr, read_info_ptr, &res_x, &res_y,"
+        assert close_open_brackets(raw, ctx(snapshot)) == (raw, None)
+        # ... and when nothing after the cursor closes it, the completion closes it.
+        closed = Snapshot("u", "int f(void) {\n   g(\n}\n", 19, "c")
+        assert close_open_brackets("h(1, 2", ctx(closed))[0] == "h(1, 2)"
+
     def test_brackets_in_strings_do_not_count(self) -> None:
         snapshot = Snapshot("u", "label = \n", 8, "python")
         assert close_open_brackets('"(" + name', ctx(snapshot)) == ('"(" + name', None)

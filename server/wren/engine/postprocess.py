@@ -979,7 +979,23 @@ def close_open_brackets(text: str, ctx: CompletionContext) -> RuleResult:
         closers += OPENERS[bracket.char]
     if not closers:
         return text, None
+    if _file_closes_it(text, closers, ctx):
+        return text, None  # a call that goes on on the next lines: `f(a, b,` above `c);`
     return text + closers, f"added closers the completion opened: {closers!r}"
+
+
+def _file_closes_it(text: str, closers: str, ctx: CompletionContext) -> bool:
+    """The lines after the cursor close what the completion opened: the document parses with
+    fewer errors with `text` inserted as it is than with the closers added."""
+    language = ctx.language_id
+    if syntax.language_for(language) is None:
+        return False
+    snapshot = ctx.snapshot
+    as_is = syntax.parse_with_insertion(language, snapshot.text, snapshot.offset, text)
+    closed = syntax.parse_with_insertion(language, snapshot.text, snapshot.offset, text + closers)
+    if as_is is None or closed is None:
+        return False
+    return syntax.count_errors(as_is[1]) < syntax.count_errors(closed[1])
 
 
 def trim_unfinished_tail(text: str, ctx: CompletionContext) -> RuleResult:
