@@ -10,7 +10,7 @@ from wren.engine.actions.change_checks import (
     redefinition_reason,
     unchanged_reason,
 )
-from wren.engine.actions.fix import FixRequest, fix
+from wren.engine.actions.fix import FixRequest, fix, near_name
 from wren.engine.actions.generate import GenerateRequest, generate
 from wren.engine.actions.loop import VerifyOptions
 from wren.engine.actions.verify import check_change
@@ -263,3 +263,11 @@ def test_a_layout_diagnostic_may_be_fixed_by_whitespace_alone() -> None:
         out = fix(model, request, VerifyOptions(max_retries=0), CancelToken())
         assert out.verified is fixed, out.reason
         assert (out.edit is not None) is fixed
+
+
+def test_an_undefined_name_gets_the_nearest_defined_spelling() -> None:
+    """As Python's NameError does: `itme` -> "did you mean `item`?"; nothing close, no hint."""
+    code = "def total(items):\n    for item in items:\n        s += itme.price\n"
+    assert near_name("itme", code) == "item"
+    assert near_name("quux", code) is None
+    assert near_name("fr", "for x in y: pass\n") is None  # keywords are not suggested

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import difflib
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -86,8 +88,19 @@ def problems_in(request: FixRequest, region: Region, undefined: list[str]) -> li
         problems.append(found)
     for name in undefined:
         if not any(name in p for p in problems):
-            problems.append(f'"{name}" is not defined')
+            near = near_name(name, text)
+            problems.append(
+                f'"{name}" is not defined' + (f'. Did you mean "{near}"?' if near else "")
+            )
     return problems
+
+
+def near_name(name: str, text: str) -> str | None:
+    """The identifier in `text` closest in spelling to the undefined `name` (`itme` ->
+    `item`), as Python's own NameError suggests one; None when nothing is close."""
+    words = code_identifiers(text) - {name} - set(keyword.kwlist)
+    close = difflib.get_close_matches(name, sorted(words), n=1, cutoff=0.75)
+    return close[0] if close else None
 
 
 def _title(problems: list[str], region: Region) -> str:
@@ -166,7 +179,9 @@ def fix(
         still = undefined_names(normalize_eol(new_document)) or set()
         left = [n for n in undefined_before if n in still]
         if left:  # a fix of the region must not leave its own undefined names in place
-            return f'"{left[0]}" is still not defined; use a name the code defines'
+            near = near_name(left[0], normalize_eol(text))
+            hint = f'did you mean "{near}"?' if near else "use a name the code defines"
+            return f'"{left[0]}" is still not defined; {hint}'
         first_row = region.first_row
         last_row = first_row + normalize_eol(new_region).rstrip("\n").count("\n")
         # A layout diagnostic (line too long, blank lines...) is fixed by whitespace alone;
