@@ -41,7 +41,7 @@ from wren.model import candidates, packed
 from wren.model.fast_decode import KVCache, LeanModel
 from wren.model.kv import checkpoint, crop_to
 from wren.model.loading import LoadedModel, converted_dir
-from wren.model.speculative import NgramIndex, accepted_length, draft_tokens
+from wren.model.speculative import DraftPacer, NgramIndex, accepted_length, draft_tokens
 from wren.model.tokenizable import tokenizable
 from wren.types import (
     Branch,
@@ -94,6 +94,7 @@ class CacheSlot:
     # checkpoint sees whether a nested job used the slot meanwhile. Whoever holds the slot
     # replaces `tokens` (never mutates a list another holder may still refer to) on taking it.
     version: int = 0
+    pacer: DraftPacer = field(default_factory=DraftPacer)  # when decoding here drafts
 
     def nbytes(self) -> int:
         if self.past is None:
@@ -434,16 +435,10 @@ class TransformersBackend:
         # use it up and leave the request with one token, which the clean-up then drops.
         deadline = t1 + params.time_budget_s
         stats = SpeculativeStats()
+        # Built at the first pass that drafts (the pacer may let none draft).
         indexes: list[NgramIndex] = []
         running: NgramIndex | None = None
-        if self.speculative:
-            doc = self._lookup_index(lookup)
-            if doc is not None:
-                indexes.append(doc)
-            # The sequence so far, all but its newest token (see NgramIndex).
-            running = NgramIndex(slot.tokens[-2048:])
-            indexes.append(running)
-        indexed_upto = len(slot.tokens)
+        indexed_upto = 0
         draft_len = FIRST_DRAFT
         out: list[int] = []
         text = ""
@@ -484,8 +479,15 @@ class TransformersBackend:
                 self._prefill(slot, fed, cancel)
                 mine = slot.version
             draft: list[int] = []
-            if indexes:
-                assert running is not None
+            if self.speculative and slot.pacer.ready():
+                if running is None:
+                    doc = self._lookup_index(lookup)
+                    if doc is not None:
+                        indexes.append(doc)
+                    # The sequence so far, all but its newest token (see NgramIndex).
+                    running = NgramIndex(slot.tokens[-2048:])
+                    indexed_upto = len(slot.tokens)
+                    indexes.append(running)
                 running.extend(slot.tokens[indexed_upto:])
                 indexed_upto = len(slot.tokens)
                 room = min(draft_len, params.max_new_tokens - len(out))
@@ -502,6 +504,7 @@ class TransformersBackend:
             accepted = accepted_length(draft, predicted)
             stats.drafted += len(draft)
             stats.accepted += accepted
+            slot.pacer.record(accepted)
             if accepted == len(draft):
                 draft_len = min(MAX_DRAFT, draft_len * 2)
             else:
