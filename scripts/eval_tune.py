@@ -5,12 +5,12 @@ to a scratch workspace), `wren tune` runs as the user runs it (`python -m wren t
 process, so its peak RSS is its own) and its by-file split decides the held-out files. Tasks:
 one-line statements in held-out files, masked from the indentation to the end of the line (the
 document keeps the rest), completed through Wren's `CompletionEngine` as the editor does: the
-model loaded as the server loads it, the adapter merged before the fast decoder packs the
-weights (`tune.adapters.apply_adapter`), the editor's default completion settings (context on,
-rerank off) with a generous time budget so quality does not depend on the machine's load.
-Scoring, task objects and HumanEval single-line infilling (executed in Wren's sandbox) are
-`scripts/eval_infill.py`'s. The same tasks run before and after; latency is the engine's
-`complete` time per task.
+model loaded as the server loads it, the adapter served beside the fast decoder's 4-bit
+weights (`tune.adapters.apply_adapter`, `fast_decode.LowRankLinear`), the editor's default
+completion settings (context on, rerank off) with a generous time budget so quality does not
+depend on the machine's load. Scoring, task objects and HumanEval single-line infilling
+(executed in Wren's sandbox) are `scripts/eval_infill.py`'s. The same tasks run before and
+after; latency is the engine's `complete` time per task.
 
 Reported per repository: files train / held out, tokens trained on and training tokens/s
 (time in training steps only; held-out scoring apart), threads, why it stopped, peak RSS of
@@ -120,7 +120,7 @@ def line_tasks(workspace: Path, heldout_percent: int) -> list[Task]:
 
 
 def load_engine(adapter: Path | None) -> RecordingEngine:
-    """The engine as the server builds it (lsp/lifecycle.py): load, merge, pack, warm up."""
+    """The engine as the server builds it (lsp/lifecycle.py): load, adapter, pack, warm up."""
     from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
     from wren.model.tune.adapters import apply_adapter

@@ -21,7 +21,7 @@ from wren.model.tune.adapters import (
     AdapterError,
     apply_adapter,
     base_digest,
-    merge_adapter,
+    read_adapter,
 )
 from wren.model.tune.train import TuneCancelled, TuneProgress, TuneSettings, tune_workspace
 
@@ -84,45 +84,70 @@ def test_tuning_writes_safetensors_adapter_and_manifest(tuned: tuple[Path, Any])
     assert not list(folder.parent.glob("*.partial-*"))
 
 
-def _greedy(adapter: Path | None) -> tuple[str, Any]:
+def _served(adapter: Path | None, lean: bool) -> tuple[Any, Any, str]:
+    """(loaded, logits after the prompt, greedy text) as a backend serves `adapter`."""
     import torch
 
+    from wren.model.generation import TransformersBackend
     from wren.model.loading import load_model
+    from wren.types import CancelToken, GenerationParams
 
     loaded = apply_adapter(load_model("", "cpu"), adapter)
-    ids = loaded.tokenizer("<filename>omega.py\n" + PROMPT, return_tensors="pt").input_ids
-    with torch.no_grad():
-        out = loaded.model.generate(ids, max_new_tokens=12, do_sample=False)
-        logits = loaded.model(ids).logits[0, -1]
-    return loaded.tokenizer.decode(out[0, ids.shape[1] :]), (loaded, logits)
+    backend = TransformersBackend(loaded, lean=lean, speculative=False)
+    prompt = "<filename>omega.py\n" + PROMPT
+    params = GenerationParams(max_new_tokens=12, time_budget_s=120.0)
+    text = backend.generate(prompt, params, CancelToken()).text
+    ids = backend.tokenize(prompt)
+    with torch.inference_mode():
+        if backend.lean is not None:
+            logits = backend.lean.forward(ids, backend.lean.new_cache())
+        else:
+            logits = backend.model(torch.tensor([ids])).logits[0, -1]
+    return loaded, logits.float(), text
 
 
-def test_merged_adapter_changes_the_model(tuned: tuple[Path, Any]) -> None:
+def test_the_fast_decoder_serves_the_adapter_as_trained(tuned: tuple[Path, Any]) -> None:
+    """4-bit weights + the update beside them (lean) give the trained model's output: the
+    merged fp32 model's (transformers), as near as the 4-bit base is to the fp32 base."""
+    from wren.model.fast_decode import LowRankLinear
+
     folder, _ = tuned
-    base_text, (base, base_logits) = _greedy(None)
-    tuned_text, (merged, tuned_logits) = _greedy(folder)
-    assert base.adapter == "" and merged.adapter.startswith("adapter ")
-    assert merged.adapter_note == ""
-    assert (base_logits - tuned_logits).abs().max().item() > 1e-2
+    base, base_lean, base_text = _served(None, lean=True)
+    tuned_lean_loaded, tuned_lean, tuned_text = _served(folder, lean=True)
+    _, base_fp32, _ = _served(None, lean=False)
+    _, tuned_fp32, tuned_fp32_text = _served(folder, lean=False)
+    assert base.adapter == "" and tuned_lean_loaded.adapter.startswith("adapter ")
+    assert tuned_lean_loaded.adapter_note == ""
+    # The adapter changes the model, and the 4-bit decoder shows it.
+    effect = (tuned_fp32 - base_fp32).abs().max().item()
+    assert effect > 1.0
     assert tuned_text != base_text, (base_text, tuned_text)
+    assert tuned_text == tuned_fp32_text
+    # What the 4-bit decoder adds to the trained update is its own rounding, no more.
+    rounding = (base_lean - base_fp32).abs().max().item()
+    assert (tuned_lean - tuned_fp32).abs().max().item() < rounding + 0.05 * effect
+    # ... and it is served beside the 4-bit weights, not merged into fp32 ones.
+    from wren.model.generation import TransformersBackend
+
+    lean = TransformersBackend(tuned_lean_loaded, speculative=False).lean
+    assert lean is not None and lean.weights == "q4"
+    assert all(isinstance(layer.qkv, LowRankLinear) for layer in lean.layers)
 
 
 def test_corrupt_and_foreign_adapters_are_refused(tuned: tuple[Path, Any], tmp_path: Path) -> None:
-    import torch
 
     from wren.model.loading import load_model, resolve_source
 
     folder, _ = tuned
     digest = base_digest(resolve_source(""))
     loaded = load_model("", "cpu")
-    before = {k: v.clone() for k, v in loaded.model.state_dict().items() if "proj" in k}
 
     truncated = tmp_path / "truncated"
     shutil.copytree(folder, truncated)
     data = (truncated / ADAPTER_WEIGHTS).read_bytes()
     (truncated / ADAPTER_WEIGHTS).write_bytes(data[: len(data) // 2])
     with pytest.raises(AdapterError, match="damaged"):
-        merge_adapter(loaded.model, truncated, digest)
+        read_adapter(loaded.model, truncated, digest)
 
     foreign = tmp_path / "foreign"
     shutil.copytree(folder, foreign)
@@ -130,19 +155,17 @@ def test_corrupt_and_foreign_adapters_are_refused(tuned: tuple[Path, Any], tmp_p
     manifest["base_digest"] = "0" * 64
     (foreign / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(AdapterError, match="trained for another model"):
-        merge_adapter(loaded.model, foreign, digest)
+        read_adapter(loaded.model, foreign, digest)
 
     no_manifest = tmp_path / "nomanifest"
     shutil.copytree(folder, no_manifest)
     (no_manifest / MANIFEST).unlink()
     with pytest.raises(AdapterError, match="not a Wren adapter"):
-        merge_adapter(loaded.model, no_manifest, digest)
-
-    after = loaded.model.state_dict()
-    assert all(torch.equal(v, after[k]) for k, v in before.items())  # all or nothing
+        read_adapter(loaded.model, no_manifest, digest)
 
     fallback = apply_adapter(load_model("", "cpu"), foreign)  # the base model serves on
     assert fallback.adapter == "" and "another model" in fallback.adapter_note
+    assert fallback.low_rank == {}
 
 
 def test_cancel_leaves_no_half_written_adapter(tmp_path: Path) -> None:

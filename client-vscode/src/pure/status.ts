@@ -7,7 +7,7 @@ export interface ServerStatus {
   device?: string;
   message?: string;
   progress?: number | null;
-  /** A `wren tune` adapter merged into the model, described; empty or absent: none. */
+  /** The `wren tune` adapter the model is served with, described; empty or absent: none. */
   adapter?: string;
 }
 

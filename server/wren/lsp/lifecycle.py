@@ -99,7 +99,7 @@ def _load_model(ls: WrenServer, key: tuple[str, ...]) -> None:
                 path, device, quantize, progress=progress, lean_only=choice.path is None
             )
             if choice.path is not None:
-                progress("Merging the tuned adapter", 90)
+                progress("Loading the tuned adapter", 90)
                 apply_adapter(loaded, choice.path)
             if note := choice.note or loaded.adapter_note:
                 ls.show_message_threadsafe(f"Wren: {note}", types.MessageType.Warning)

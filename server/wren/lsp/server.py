@@ -127,7 +127,7 @@ class ModelState:
     device: str = ""
     message: str = "Starting"
     progress: int | None = None
-    adapter: str = ""  # the `wren tune` adapter merged into the model, described; "" = none
+    adapter: str = ""  # the `wren tune` adapter the model is served with, described; "" = none
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -168,6 +168,58 @@ class Int8Linear(Linear):
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale).float()
 
 
+class LowRankLinear(Linear):
+    """`base(x) + x @ A.T @ B.T`: a `wren tune` adapter's update served beside packed weights.
+
+    Merged into the weights, a LoRA update (typically far smaller than one step of the 4-bit
+    grid) would leave them off the grid: re-packing would round it away, and keeping fp32
+    weights reads ~5x the bytes per token. Beside the base it is exactly the update that was
+    trained, at the cost of two thin matmuls per linear (rank r). Fused linears (q/k/v,
+    gate/up) carry the parts' updates stacked: A as rows, B block-diagonal. Rows are
+    computed independently, like every Linear here.
+    """
+
+    def __init__(self, base: Linear, at: torch.Tensor, bt: torch.Tensor) -> None:
+        self.base = base
+        self.at = at.float().contiguous()  # [in, r]
+        self.bt = bt.float().contiguous()  # [r, out]
+        self.nbytes = base.nbytes + (self.at.numel() + self.bt.numel()) * 4
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base(x) + (x @ self.at) @ self.bt
+
+    def normed(self, x: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+        side = (F.rms_norm(x, (x.shape[-1],), norm, eps) @ self.at) @ self.bt
+        return self.base.normed(x, norm, eps) + side
+
+
+# A tuned adapter's updates: module name -> (A [r, in], B [out, r]).
+LowRankPairs = dict[str, tuple[torch.Tensor, torch.Tensor]]
+
+
+def with_low_rank(
+    base: Linear, parts: list[tuple[str, int]], low_rank: LowRankPairs, used: set[str]
+) -> Linear:
+    """`base` (the fused linear of `parts`: (module name, out features) in order) with the
+    updates `low_rank` holds for those modules; `base` itself when it holds none."""
+    present = [(name, out, low_rank[name]) for name, out in parts if name in low_rank]
+    if not present:
+        return base
+    rank = sum(int(a.shape[0]) for _, _, (a, _) in present)
+    at = torch.cat([a.float() for _, _, (a, _) in present]).t()
+    bt = torch.zeros(rank, sum(out for _, out in parts))
+    row = col = 0
+    for name, out in parts:
+        if name in low_rank:
+            a, b = low_rank[name]
+            r = int(a.shape[0])
+            bt[row : row + r, col : col + out] = b.float().t()
+            row += r
+            used.add(name)
+        col += out
+    return LowRankLinear(base, at, bt)
+
+
 @dataclass
 class LeanLayer:
     ln1: torch.Tensor
@@ -330,11 +382,15 @@ class LeanModel:
         )
 
     @classmethod
-    def build(cls, model: Any, weights: str = "auto") -> LeanModel | None:
+    def build(
+        cls, model: Any, weights: str = "auto", low_rank: LowRankPairs | None = None
+    ) -> LeanModel | None:
         """Flatten a transformers causal LM, or None when its architecture isn't covered.
 
         `weights`: "auto" packs the layers to 4 bits when they already are 4-bit values (a Q4
-        GGUF), else keeps fp32; "fp32" always keeps fp32.
+        GGUF), else keeps fp32; "fp32" always keeps fp32. `low_rank`: a tuned adapter's
+        updates by module name, served beside the weights (`LowRankLinear`); None when one
+        targets a module the lean layers don't hold.
         """
         config = model.config
         mtype = getattr(config, "model_type", "")
@@ -400,6 +456,8 @@ class LeanModel:
                     )
                     for layer, wqkv, bias, wo, wgu, wdown in parts
                 ]
+            if low_rank and not cls._attach_low_rank(model, layers, low_rank):
+                return None
             head_w = model.lm_head.weight.detach()
             head: Linear = Int8Linear(head_w) if fmt == "q4" else DenseLinear(head_w)
             n_heads = int(config.num_attention_heads)
@@ -420,6 +478,30 @@ class LeanModel:
         except AttributeError as err:
             log.info("lean decoder not used for %s: %s", mtype, err)
             return None
+
+    @staticmethod
+    def _attach_low_rank(model: Any, layers: list[LeanLayer], low_rank: LowRankPairs) -> bool:
+        """Put the updates beside the layers' linears; False if one has no place here."""
+        names = {id(m): n for n, m in model.named_modules()}
+        used: set[str] = set()
+        for lean, layer in zip(layers, model.model.layers, strict=True):
+            att, mlp = layer.self_attn, layer.mlp
+
+            def parts(*mods: Any) -> list[tuple[str, int]]:
+                return [(names[id(m)], int(m.out_features)) for m in mods]
+
+            lean.qkv = with_low_rank(
+                lean.qkv, parts(att.q_proj, att.k_proj, att.v_proj), low_rank, used
+            )
+            lean.o = with_low_rank(lean.o, parts(att.o_proj), low_rank, used)
+            lean.gate_up = with_low_rank(
+                lean.gate_up, parts(mlp.gate_proj, mlp.up_proj), low_rank, used
+            )
+            lean.down = with_low_rank(lean.down, parts(mlp.down_proj), low_rank, used)
+        if missing := sorted(set(low_rank) - used):
+            log.info("lean decoder not used: the adapter also updates %s", ", ".join(missing))
+            return False
+        return True
 
     @staticmethod
     def _pack_q4(parts: list[tuple[Any, ...]]) -> list[LeanLayer] | None:

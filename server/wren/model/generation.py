@@ -187,14 +187,22 @@ class TransformersBackend:
         self.lean: LeanModel | None = loaded.lean if lean else None
         if self.model is None and self.lean is None:
             raise ValueError("a model loaded as the lean decoder only needs lean=True")
+        if loaded.low_rank and loaded.lean is not None:
+            raise ValueError("an adapter needs the model loaded whole (load_model lean_only=False)")
         if self.lean is None and lean and self.device == "cpu":
             with torch.inference_mode():
-                self.lean = LeanModel.build(self.model)
+                self.lean = LeanModel.build(self.model, low_rank=loaded.low_rank)
             cacheable = loaded.source.kind == "gguf" and not loaded.adapter and not loaded.quantized
             if self.lean is not None and cacheable:
                 target = packed.packed_file(converted_dir(loaded.source).name)
                 if not target.is_file():  # written once; a damaged one was deleted on load
                     packed.save(self.lean, target)
+        if self.lean is None and loaded.low_rank:
+            # The transformers forward serves: the update goes into its weights, once.
+            from wren.model.tune.adapters import merge_low_rank
+
+            merge_low_rank(self.model, loaded.low_rank)
+            loaded.low_rank = {}
         if self.lean is not None:
             self.model = None  # the decoder holds what it needs; free the fp32 layers
         log.info("decoder: %s", "lean" if self.lean is not None else "transformers")

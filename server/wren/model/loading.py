@@ -61,9 +61,11 @@ class LoadedModel:
     source: ModelSource
     load_s: float
     from_cache: bool
-    adapter: str = ""  # a `wren tune` adapter merged into the weights (tune.adapters), described
+    adapter: str = ""  # a `wren tune` adapter in use (tune.adapters), described
+    # Its update per module name, (A, scaled B): served beside the weights, not merged in.
+    low_rank: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     adapter_note: str = ""  # why an adapter that was asked for is not in use
-    quantized: bool = False  # int8: no adapter can be merged any more
+    quantized: bool = False  # int8: no adapter can be served any more
     lean: Any = None  # fast_decode.LeanModel from the packed cache (then `model` is None)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per load step, in order
 
@@ -289,7 +291,7 @@ def load_model(
 ) -> LoadedModel:
     """Load the model the settings name. Raises ModelLoadError with a user-facing message.
 
-    `lean_only`: the caller only decodes (no adapter to merge, no training): when the packed
+    `lean_only`: the caller only decodes (no adapter to serve, no training): when the packed
     decoder of this model is cached (packed.py), load it and the cached tokenizer
     (tokenizer.py: no transformers import), not the model.
     """

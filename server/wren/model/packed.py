@@ -6,7 +6,7 @@ and ~0.5 GB of fp32 weights kept in memory beside the packed ones. After that fi
 packed tensors are saved here (one safetensors file per model, kernel layout and torch
 version), and `load_model(..., lean_only=True)` builds the decoder from them without loading
 the transformers model at all. A damaged or stale file is deleted and rebuilt from the model.
-A model with a `wren tune` adapter merged is never cached (its weights are not the file's).
+A model served with a `wren tune` adapter is never cached (its weights are not the file's).
 
 The tensors stay memory-mapped from the file (safetensors maps it; nothing is copied), so only
 the pages a forward pass touches are resident: all 4-bit layers and the 8-bit head (~95 MB for

@@ -1,10 +1,12 @@
-"""Find, check and merge a `wren tune` adapter into the model Wren serves.
+"""Find and check a `wren tune` adapter for the model Wren serves.
 
 An adapter folder holds `adapter_model.safetensors` + `adapter_config.json` (peft's LoRA
-format) and Wren's `manifest.json` (base model digest, data digest, settings, metrics). Serving
-merges the low-rank update into the fp32 weights once at load time (W += B @ A * alpha / r),
-before the fast decoder packs them, so a completion costs the same with or without an adapter.
-Nothing here runs code from the folder: safetensors and JSON only.
+format) and Wren's `manifest.json` (base model digest, data digest, settings, metrics).
+`apply_adapter` checks one against the loaded model and keeps its update per module on
+`LoadedModel.low_rank` (B scaled by alpha / r). The fast decoder serves it beside the packed
+4-bit weights (`fast_decode.LowRankLinear`: merged, the update would be off the 4-bit grid and
+re-packing would round it away); the transformers path merges it (W += B @ A) when the
+backend is built. Nothing here runs code from the folder: safetensors and JSON only.
 """
 
 from __future__ import annotations
@@ -37,12 +39,12 @@ class AdapterError(ModelLoadError):
 
 @dataclass(frozen=True)
 class AdapterChoice:
-    path: Path | None  # the folder to merge, or None: the base model
+    path: Path | None  # the folder to serve, or None: the base model
     note: str = ""  # why none was chosen, when the user should know
 
 
 @dataclass(frozen=True)
-class MergedAdapter:
+class CheckedAdapter:
     path: Path
     modules: int
     heldout_loss_before: float | None
@@ -184,10 +186,22 @@ def _lora_pairs(folder: Path) -> dict[str, tuple[Any, Any]]:
     return pairs
 
 
-def merge_adapter(model: Any, folder: Path, digest: str) -> MergedAdapter:
-    """Add the adapter's low-rank update to `model`'s weights in place, all or nothing."""
+def merge_low_rank(model: Any, low_rank: dict[str, tuple[Any, Any]]) -> None:
+    """W += B @ A for each module named in `low_rank` (B already scaled)."""
     import torch
 
+    modules = dict(model.named_modules())
+    with torch.no_grad():
+        for name, (a, b) in low_rank.items():
+            weight = modules[name].weight
+            weight.add_((b.float() @ a.float()).to(device=weight.device, dtype=weight.dtype))
+
+
+def read_adapter(
+    model: Any, folder: Path, digest: str
+) -> tuple[CheckedAdapter, dict[str, tuple[Any, Any]]]:
+    """The adapter in `folder`, checked against `model`: its update per module name, as
+    (A [r, in], B [out, r] scaled by alpha / r)."""
     if not folder.is_dir():
         raise AdapterError(f"Adapter folder {folder} does not exist.")
     manifest = read_manifest(folder)
@@ -201,7 +215,7 @@ def merge_adapter(model: Any, folder: Path, digest: str) -> MergedAdapter:
     scale, _targets = _read_config(folder)
     pairs = _lora_pairs(folder)
     modules = dict(model.named_modules())
-    deltas = []
+    low_rank: dict[str, tuple[Any, Any]] = {}
     for name, (a, b) in pairs.items():
         layer = modules.get(name)
         weight = getattr(layer, "weight", None)
@@ -212,19 +226,16 @@ def merge_adapter(model: Any, folder: Path, digest: str) -> MergedAdapter:
                 f"The adapter in {folder} does not fit this model: {name} is "
                 f"{tuple(weight.shape)}, the update is {(b.shape[0], a.shape[1])}."
             )
-        deltas.append((weight, a, b))
-    with torch.no_grad():
-        for weight, a, b in deltas:
-            delta = (b.float() @ a.float()) * scale
-            weight.add_(delta.to(device=weight.device, dtype=weight.dtype))
+        low_rank[name] = (a.float(), b.float() * scale)
     metrics = manifest.get("metrics") or {}
-    return MergedAdapter(
-        folder, len(deltas), metrics.get("heldout_loss_before"), metrics.get("heldout_loss_after")
+    adapter = CheckedAdapter(
+        folder, len(low_rank), metrics.get("heldout_loss_before"), metrics.get("heldout_loss_after")
     )
+    return adapter, low_rank
 
 
 def apply_adapter(loaded: LoadedModel, folder: Path | None) -> LoadedModel:
-    """Merge `folder` into the loaded model before a backend is built from it.
+    """Check `folder` and put its update on `loaded.low_rank`, before a backend is built.
 
     One Wren refuses (damaged, trained for another model, missing) leaves the base model, and
     `loaded.adapter_note` says why; `loaded.adapter` describes the adapter in use.
@@ -234,12 +245,15 @@ def apply_adapter(loaded: LoadedModel, folder: Path | None) -> LoadedModel:
     try:
         if loaded.quantized:
             raise AdapterError("A tuned adapter needs `wren.model.quantize` none.")
-        merged = merge_adapter(loaded.model, folder, base_digest(loaded.source))
+        if loaded.model is None:
+            raise AdapterError("The model was loaded for decoding only; reload it to tune.")
+        adapter, low_rank = read_adapter(loaded.model, folder, base_digest(loaded.source))
     except AdapterError as err:
         loaded.adapter_note = f"{err} Using the base model."
         log.warning("adapter refused: %s", err)
         return loaded
-    loaded.adapter = merged.describe()
+    loaded.low_rank = low_rank
+    loaded.adapter = adapter.describe()
     loaded.adapter_note = ""
     return loaded
 
