@@ -1,0 +1,80 @@
+"""A tuned adapter served beside the decoder's weights (fast_decode.LowRankLinear).
+
+The update W + B @ A is computed as base(x) + (x @ A.T) @ B.T; these tests check it against
+the merged weight, for a fused linear whose parts carry their own updates (q/k/v: A stacked,
+B block-diagonal) or none, over 4-bit weights as a GGUF holds them, and that a 4-bit layer with
+an update stays 4-bit (a merged update would leave the grid).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from tests.unit.test_kernels import grid_weight, rel_err
+from wren.model.fast_decode import DenseLinear, LowRankLinear, Q4Linear, with_low_rank
+
+IN, R = 64, 4
+PARTS = [("q", 64), ("k", 32), ("v", 32)]
+
+
+def updates(names: list[str], seed: int = 1) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    out = dict(PARTS)
+    return {
+        n: (torch.randn(R, IN, generator=g), torch.randn(out[n], R, generator=g) * 0.1)
+        for n in names
+    }
+
+
+def merged(
+    weight: torch.Tensor, low_rank: dict[str, tuple[torch.Tensor, torch.Tensor]]
+) -> torch.Tensor:
+    rows = []
+    start = 0
+    for name, out in PARTS:
+        w = weight[start : start + out]
+        if name in low_rank:
+            a, b = low_rank[name]
+            w = w + b @ a
+        rows.append(w)
+        start += out
+    return torch.cat(rows)
+
+
+def test_the_update_beside_the_weights_is_the_merged_weight() -> None:
+    weight = torch.randn(128, IN)
+    x = torch.randn(3, IN)
+    norm = torch.rand(IN) + 0.5
+    for names in (["q", "k", "v"], ["q", "v"], ["k"]):
+        low_rank = updates(names)
+        used: set[str] = set()
+        lin = with_low_rank(DenseLinear(weight), PARTS, low_rank, used)
+        assert isinstance(lin, LowRankLinear) and used == set(names)
+        want = DenseLinear(merged(weight, low_rank))
+        assert torch.allclose(lin(x), want(x), atol=1e-4), names
+        assert torch.allclose(lin.normed(x, norm, 1e-5), want.normed(x, norm, 1e-5), atol=1e-4)
+
+
+def test_a_linear_without_an_update_is_left_as_it_is() -> None:
+    base = DenseLinear(torch.randn(128, IN))
+    used: set[str] = set()
+    assert with_low_rank(base, PARTS, {}, used) is base
+    assert used == set()
+
+
+def test_four_bit_weights_stay_four_bit_with_the_update_beside_them() -> None:
+    weight = grid_weight(128, IN)
+    base = Q4Linear.from_weight(weight)
+    assert base is not None
+    low_rank = updates(["q", "k", "v"])
+    lin = with_low_rank(base, PARTS, low_rank, set())
+    assert isinstance(lin, LowRankLinear) and lin.base is base
+    x = torch.randn(2, IN)
+    norm = torch.rand(IN) + 0.5
+    want = F.rms_norm(x, (IN,), norm, 1e-5) @ merged(weight, low_rank).t()
+    # Within the 4-bit kernels' activation rounding of the fp32 merged model.
+    assert rel_err(lin.normed(x, norm, 1e-5), want) < 1e-3
+    assert rel_err(base.normed(x, norm, 1e-5), want) > 1e-2  # the update is there
+    # The merged weight is off the 4-bit grid: it could only be served at fp32.
+    assert Q4Linear.from_weight(merged(weight, low_rank)) is None
