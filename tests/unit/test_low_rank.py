@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from tests.unit.test_kernels import grid_weight, rel_err
+from tests.unit.test_kernels import grid_weight, needs_cpu, rel_err
+from wren.model import kernels
 from wren.model.fast_decode import DenseLinear, LowRankLinear, Q4Linear, with_low_rank
 
 IN, R = 64, 4
@@ -78,3 +79,27 @@ def test_four_bit_weights_stay_four_bit_with_the_update_beside_them() -> None:
     assert rel_err(base.normed(x, norm, 1e-5), want) > 1e-2  # the update is there
     # The merged weight is off the 4-bit grid: it could only be served at fp32.
     assert Q4Linear.from_weight(merged(weight, low_rank)) is None
+
+
+@needs_cpu
+def test_the_kernel_computes_the_update_inside_the_4_bit_matmul() -> None:
+    """With Wren's kernels the update is computed in the same `q4_linear` call (no extra torch
+    calls per linear): it equals the torch side path, a part without an update adds nothing,
+    and each output row is the same whatever the batch it was computed in."""
+    assert kernels.available()
+    weight = grid_weight(128, IN)
+    base = Q4Linear.from_weight(weight)
+    assert base is not None
+    low_rank = updates(["q", "v"])  # k has no update
+    lin = with_low_rank(base, PARTS, low_rank, set())
+    assert isinstance(lin, LowRankLinear) and lin.fused
+    x = torch.randn(5, IN)
+    norm = torch.rand(IN) + 0.5
+    delta = merged(weight, low_rank) - weight
+    want = base.normed(x, norm, 1e-5) + F.rms_norm(x, (IN,), norm, 1e-5) @ delta.t()
+    got = lin.normed(x, norm, 1e-5)
+    assert torch.allclose(got, want, atol=1e-4)
+    assert torch.equal(got[:, 64:96], base.normed(x, norm, 1e-5)[:, 64:96])  # k: no update
+    assert torch.allclose(lin(x), base(x) + x @ delta.t(), atol=1e-4)
+    for i in range(5):
+        assert torch.equal(lin.normed(x[i : i + 1], norm, 1e-5)[0], got[i])

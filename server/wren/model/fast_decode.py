@@ -14,6 +14,7 @@ transformers forward.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass
@@ -174,23 +175,62 @@ class LowRankLinear(Linear):
     Merged into the weights, a LoRA update (typically far smaller than one step of the 4-bit
     grid) would leave them off the grid: re-packing would round it away, and keeping fp32
     weights reads ~5x the bytes per token. Beside the base it is exactly the update that was
-    trained, at the cost of two thin matmuls per linear (rank r). Fused linears (q/k/v,
-    gate/up) carry the parts' updates stacked: A as rows, B block-diagonal. Rows are
-    computed independently, like every Linear here.
+    trained. Over 4-bit weights with Wren's kernels the update is computed inside the same
+    kernel call (`q4_linear`'s lora_* arguments: one A per part of a fused linear, B per
+    output row); otherwise by two thin torch matmuls, the parts' A stacked and B
+    block-diagonal. Rows are computed independently, like every Linear here.
     """
 
-    def __init__(self, base: Linear, at: torch.Tensor, bt: torch.Tensor) -> None:
+    def __init__(
+        self, base: Linear, parts: list[tuple[int, tuple[torch.Tensor, torch.Tensor] | None]]
+    ) -> None:
+        """`parts`: (output rows, (A [r, in], B [out, r]) or None) of each fused part, in order."""
         self.base = base
-        self.at = at.float().contiguous()  # [in, r]
-        self.bt = bt.float().contiguous()  # [r, out]
-        self.nbytes = base.nbytes + (self.at.numel() + self.bt.numel()) * 4
+        present = [ab for _, ab in parts if ab is not None]
+        k = int(present[0][0].shape[1])
+        ranks = {int(a.shape[0]) for a, _ in present}
+        self.fused: tuple[torch.Tensor, ...] = ()
+        if isinstance(base, Q4Linear) and base.fast and len(ranks) == 1:
+            r = ranks.pop()
+            a3 = torch.stack(
+                [ab[0].float() if ab is not None else torch.zeros(r, k) for _, ab in parts]
+            )
+            b = torch.cat(
+                [ab[1].float() if ab is not None else torch.zeros(out, r) for out, ab in parts]
+            )
+            ends = torch.tensor(list(itertools.accumulate(out for out, _ in parts)))
+            self.fused = (a3.contiguous(), b.contiguous(), ends)
+            side = a3.numel() + b.numel()
+        else:
+            rank = sum(int(a.shape[0]) for a, _ in present)
+            self.at = torch.cat([a.float() for a, _ in present]).t().contiguous()  # [in, r]
+            self.bt = torch.zeros(rank, sum(out for out, _ in parts))  # [r, out]
+            row = col = 0
+            for out, ab in parts:
+                if ab is not None:
+                    a, b = ab
+                    self.bt[row : row + a.shape[0], col : col + out] = b.float().t()
+                    row += int(a.shape[0])
+                col += out
+            side = self.at.numel() + self.bt.numel()
+        self.nbytes = base.nbytes + side * 4
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return self._q4(x, None, 0.0)
         return self.base(x) + (x @ self.at) @ self.bt
 
     def normed(self, x: torch.Tensor, norm: torch.Tensor, eps: float) -> torch.Tensor:
+        if self.fused:
+            return self._q4(x, norm, eps)
         side = (F.rms_norm(x, (x.shape[-1],), norm, eps) @ self.at) @ self.bt
         return self.base.normed(x, norm, eps) + side
+
+    def _q4(self, x: torch.Tensor, norm: torch.Tensor | None, eps: float) -> torch.Tensor:
+        base = self.base
+        assert isinstance(base, Q4Linear)
+        y = torch.ops.wren.q4_linear(x, *base.tensors, norm, eps, *self.fused)
+        return y + base.bias if base.bias is not None else y
 
 
 # A tuned adapter's updates: module name -> (A [r, in], B [out, r]).
@@ -202,22 +242,10 @@ def with_low_rank(
 ) -> Linear:
     """`base` (the fused linear of `parts`: (module name, out features) in order) with the
     updates `low_rank` holds for those modules; `base` itself when it holds none."""
-    present = [(name, out, low_rank[name]) for name, out in parts if name in low_rank]
-    if not present:
+    if not any(name in low_rank for name, _ in parts):
         return base
-    rank = sum(int(a.shape[0]) for _, _, (a, _) in present)
-    at = torch.cat([a.float() for _, _, (a, _) in present]).t()
-    bt = torch.zeros(rank, sum(out for _, out in parts))
-    row = col = 0
-    for name, out in parts:
-        if name in low_rank:
-            a, b = low_rank[name]
-            r = int(a.shape[0])
-            bt[row : row + r, col : col + out] = b.float().t()
-            row += r
-            used.add(name)
-        col += out
-    return LowRankLinear(base, at, bt)
+    used.update(name for name, _ in parts if name in low_rank)
+    return LowRankLinear(base, [(out, low_rank.get(name)) for name, out in parts])
 
 
 @dataclass

@@ -149,6 +149,7 @@ inline void q8_rows(const int8_t* w, int64_t k, int64_t nb, const int8_t* xq, co
 
 struct Quantized {
   at::Tensor xq, xd, xs;
+  at::Tensor xf;  // the float rows that were quantized: x, or RMSNorm(x) * norm
 };
 
 // Quantize x to T per block of 32 (int8 for the 8-bit head, int16 for the 4-bit layers, whose
@@ -160,7 +161,7 @@ Quantized quantize(const at::Tensor& x, const std::optional<at::Tensor>& norm, d
   const int64_t m = x.size(0), k = x.size(1), nb = k / QK;
   const auto qtype = sizeof(T) == 1 ? at::kChar : at::kShort;
   Quantized q{at::empty({m, k}, x.options().dtype(qtype)), at::empty({m, nb}, x.options()),
-              at::empty({m, nb}, x.options())};
+              at::empty({m, nb}, x.options()), x};
   const float* src = x.data_ptr<float>();
   at::Tensor normed;
   if (norm.has_value() && norm->defined()) {
@@ -177,6 +178,7 @@ Quantized quantize(const at::Tensor& x, const std::optional<at::Tensor>& norm, d
       for (int64_t i = 0; i < k; ++i) dst[r * k + i] = row[i] * inv * wp[i];
     }
     src = dst;
+    q.xf = normed;
   }
   quantize_rows<T, QMAX>(src, m, k, static_cast<T*>(q.xq.data_ptr()), q.xd.data_ptr<float>(),
                          q.xs.data_ptr<float>());
@@ -189,9 +191,59 @@ void check_input(const at::Tensor& x) {
   TORCH_CHECK(x.size(1) % QK == 0, "input size must be a multiple of 32");
 }
 
-// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half).
+inline float dot(const float* a, const float* b, int64_t len) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc);
+  float s = hsum(acc);
+  for (; j < len; ++j) s += a[j] * b[j];
+  return s;
+}
+
+// out[i, o] += B[o] . (A[p] @ xf[i]) for output row o of part p (a tuned adapter's low-rank
+// update, served beside the 4-bit weights). A [P, r, k]: one A per part of a fused linear
+// (q/k/v, gate/up); B [n, r]: every output row's B row; ends [P]: each part's last output
+// row + 1. Each output row depends on its input row alone, as in the matmul.
+void add_low_rank(const at::Tensor& xf, const at::Tensor& a, const at::Tensor& b,
+                  const at::Tensor& ends, at::Tensor& out) {
+  const int64_t m = xf.size(0), k = xf.size(1), n = out.size(1);
+  TORCH_CHECK(a.scalar_type() == at::kFloat && a.is_contiguous() && a.dim() == 3 && a.size(2) == k,
+              "low-rank A must be float [parts, rank, in]");
+  const int64_t parts = a.size(0), r = a.size(1);
+  TORCH_CHECK(b.scalar_type() == at::kFloat && b.is_contiguous() && b.dim() == 2 &&
+                  b.size(0) == n && b.size(1) == r,
+              "low-rank B must be float [out, rank]");
+  TORCH_CHECK(ends.scalar_type() == at::kLong && ends.is_contiguous() && ends.numel() == parts &&
+                  ends.data_ptr<int64_t>()[parts - 1] == n,
+              "low-rank part ends must be int64 [parts], the last one the output size");
+  const float* xp = xf.data_ptr<float>();
+  const float* ap = a.data_ptr<float>();
+  const float* bp = b.data_ptr<float>();
+  const int64_t* ep = ends.data_ptr<int64_t>();
+  const int64_t pr = parts * r;
+  std::vector<float> z(static_cast<size_t>(m * pr));
+  at::parallel_for(0, m, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = 0; j < pr; ++j) z[i * pr + j] = dot(ap + j * k, xp + i * k, k);
+    }
+  });
+  float* op = out.data_ptr<float>();
+  at::parallel_for(0, n, 64, [&](int64_t o0, int64_t o1) {
+    int64_t p = 0;
+    for (int64_t o = o0; o < o1; ++o) {
+      while (o >= ep[p]) ++p;
+      for (int64_t i = 0; i < m; ++i) op[i * n + o] += dot(bp + o * r, z.data() + i * pr + p * r, r);
+    }
+  });
+}
+
+// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
+// plus a low-rank update (add_low_rank) when lora_a, lora_b and lora_ends are given.
 at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& dw,
-                     const at::Tensor& mw, const std::optional<at::Tensor>& norm, double eps) {
+                     const at::Tensor& mw, const std::optional<at::Tensor>& norm, double eps,
+                     const std::optional<at::Tensor>& lora_a,
+                     const std::optional<at::Tensor>& lora_b,
+                     const std::optional<at::Tensor>& lora_ends) {
   check_input(x_in);
   const at::Tensor x = x_in.contiguous();
   const int64_t m = x.size(0), k = x.size(1), n = qs.size(0), nb = k / QK;
@@ -234,6 +286,12 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       for (; i < m; ++i) rows(std::integral_constant<int, 1>{}, i, r0, r1);
     }
   });
+  if (lora_a.has_value() && lora_a->defined()) {
+    TORCH_CHECK(lora_b.has_value() && lora_b->defined() && lora_ends.has_value() &&
+                    lora_ends->defined(),
+                "a low-rank update needs A, B and the part ends");
+    add_low_rank(q.xf, *lora_a, *lora_b, *lora_ends, out);
+  }
   return out;
 }
 
@@ -431,7 +489,9 @@ at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& c
 }  // namespace
 
 TORCH_LIBRARY(wren, m) {
-  m.def("q4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, Tensor? norm=None, float eps=0.0) -> Tensor");
+  m.def(
+      "q4_linear(Tensor x, Tensor qs, Tensor d, Tensor m, Tensor? norm=None, float eps=0.0, "
+      "Tensor? lora_a=None, Tensor? lora_b=None, Tensor? lora_ends=None) -> Tensor");
   m.def("q8_linear(Tensor x, Tensor w, Tensor scale, Tensor? norm=None, float eps=0.0) -> Tensor");
   m.def(
       "attend_decode(Tensor qkv, Tensor(a!) ck, Tensor(b!) cv, Tensor cos, Tensor sin, int pos, "
