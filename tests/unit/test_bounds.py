@@ -79,16 +79,19 @@ class ScriptedTokenizer:
         return {"<eos>": EOS, **{f"t{i}": i for i in range(1, VOCAB)}}
 
 
-def scripted_model(step_s: float = 0.001) -> Any:
-    """A causal LM whose every position predicts token 5: it never ends a sequence."""
+def scripted_model(
+    step_s: float = 0.001, next_token: Callable[[int], int] = lambda _t: 5, vocab: int = VOCAB
+) -> Any:
+    """A causal LM whose greedy token after each input token is `next_token(token)`; by
+    default always token 5: it never ends a sequence."""
     import torch
     from transformers import LlamaConfig
 
-    class NeverEnds(torch.nn.Module):
+    class Scripted(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.config = LlamaConfig(
-                vocab_size=VOCAB,
+                vocab_size=vocab,
                 hidden_size=8,
                 intermediate_size=8,
                 num_hidden_layers=1,
@@ -100,20 +103,22 @@ def scripted_model(step_s: float = 0.001) -> Any:
             self, input_ids: Any, past_key_values: Any = None, use_cache: bool = True
         ) -> Any:
             time.sleep(step_s)
-            logits = torch.zeros(1, input_ids.shape[1], VOCAB)
-            logits[..., 5] = 1.0
+            ids = input_ids[0].tolist()
+            logits = torch.zeros(1, len(ids), vocab)
+            for i, t in enumerate(ids):
+                logits[0, i, next_token(t)] = 1.0
             return SimpleNamespace(logits=logits)
 
-    return NeverEnds()
+    return Scripted()
 
 
-def scripted_backend(speculative: bool) -> Any:
+def scripted_backend(speculative: bool, model: Any = None, tokenizer: Any = None) -> Any:
     from wren.model.generation import TransformersBackend
     from wren.model.loading import LoadedModel, ModelSource
 
     loaded = LoadedModel(
-        model=scripted_model(),
-        tokenizer=ScriptedTokenizer(),
+        model=model if model is not None else scripted_model(),
+        tokenizer=tokenizer if tokenizer is not None else ScriptedTokenizer(),
         card=ModelCard(family="scripted", stop=("<eos>",)),
         name="scripted",
         device="cpu",

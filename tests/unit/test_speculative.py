@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from wren.cards import ModelCard
+from tests.unit.test_bounds import scripted_backend, scripted_model
 from wren.model.speculative import MAX_BACKOFF, DraftPacer
 from wren.types import CancelToken, GenerationParams
 
@@ -83,45 +81,7 @@ def text(tokens: Sequence[int]) -> str:
 
 def counting_backend(speculative: bool) -> Any:
     """A scripted model whose greedy token is always the successor of the one before."""
-    import torch
-    from transformers import LlamaConfig
-
-    from wren.model.generation import TransformersBackend
-    from wren.model.loading import LoadedModel, ModelSource
-
-    class Counts(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.config = LlamaConfig(
-                vocab_size=VOCAB,
-                hidden_size=8,
-                intermediate_size=8,
-                num_hidden_layers=1,
-                num_attention_heads=1,
-                num_key_value_heads=1,
-            )
-
-        def forward(
-            self, input_ids: Any, past_key_values: Any = None, use_cache: bool = True
-        ) -> Any:
-            ids = input_ids[0].tolist()
-            logits = torch.zeros(1, len(ids), VOCAB)
-            for i, t in enumerate(ids):
-                logits[0, i, next_id(t)] = 1.0
-            return SimpleNamespace(logits=logits)
-
-    loaded = LoadedModel(
-        model=Counts(),
-        tokenizer=CharTokenizer(),
-        card=ModelCard(family="scripted", stop=("<eos>",)),
-        name="scripted",
-        device="cpu",
-        dtype="float32",
-        source=ModelSource("folder", Path("."), "scripted"),
-        load_s=0.0,
-        from_cache=True,
-    )
-    return TransformersBackend(loaded, lean=False, speculative=speculative)
+    return scripted_backend(speculative, scripted_model(0.0, next_id, VOCAB), CharTokenizer())
 
 
 # Every pair (t, t+1) of the counting sequence, each followed by a token counting would not
