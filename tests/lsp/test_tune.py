@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from pytest_lsp import LanguageClient
+from safetensors.torch import load_file, save_file
 
 from wren.model.tune.adapters import (
     ADAPTER_CONFIG,
@@ -162,6 +163,18 @@ def test_corrupt_and_foreign_adapters_are_refused(tuned: tuple[Path, Any], tmp_p
     (no_manifest / MANIFEST).unlink()
     with pytest.raises(AdapterError, match="not a Wren adapter"):
         read_adapter(loaded.model, no_manifest, digest)
+
+    # Served in half precision: a value beyond it (or not finite) would turn into inf/NaN.
+    for name, value in (("huge", 1e6), ("nan", float("nan"))):
+        bad = tmp_path / name
+        shutil.copytree(folder, bad)
+        tensors = load_file(str(bad / ADAPTER_WEIGHTS))
+        key = next(k for k in sorted(tensors) if k.endswith("lora_B.weight"))
+        tensors[key] = tensors[key].clone()
+        tensors[key][0, 0] = value
+        save_file(tensors, str(bad / ADAPTER_WEIGHTS))
+        with pytest.raises(AdapterError, match="beyond half precision"):
+            read_adapter(loaded.model, bad, digest)
 
     fallback = apply_adapter(load_model("", "cpu"), foreign)  # the base model serves on
     assert fallback.adapter == "" and "another model" in fallback.adapter_note

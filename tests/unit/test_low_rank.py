@@ -1,9 +1,10 @@
 """A tuned adapter served beside the decoder's weights (fast_decode.LowRankLinear).
 
-The update W + B @ A is computed as base(x) + (x @ A.T) @ B.T; these tests check it against
-the merged weight, for a fused linear whose parts carry their own updates (q/k/v: A stacked,
-B block-diagonal) or none, over 4-bit weights as a GGUF holds them, and that a 4-bit layer with
-an update stays 4-bit (a merged update would leave the grid).
+The update W + B @ A is computed as base(x) + (x @ A.T) @ B.T, A and B rounded to half
+precision; these tests check it against the merged weight, for a fused linear whose parts carry
+their own updates (q/k/v: A stacked, B block-diagonal) or none, over 4-bit weights as a GGUF
+holds them, and that a 4-bit layer with an update stays 4-bit (a merged update would leave the
+grid).
 """
 
 from __future__ import annotations
@@ -13,15 +14,24 @@ import torch.nn.functional as F
 
 from tests.unit.test_kernels import grid_weight, needs_cpu, rel_err
 from wren.model import kernels
-from wren.model.fast_decode import DenseLinear, LowRankLinear, Q4Linear, with_low_rank
+from wren.model.fast_decode import (
+    DenseLinear,
+    LowRankLinear,
+    Q4Linear,
+    half_values,
+    with_low_rank,
+)
 
 IN, R = 64, 4
 PARTS = [("q", 64), ("k", 32), ("v", 32)]
+# Part boundaries inside the kernel's 16-row tiles.
+UNEVEN = [("q", 56), ("k", 36), ("v", 36)]
+Pairs = dict[str, tuple[torch.Tensor, torch.Tensor]]
 
 
-def updates(names: list[str], seed: int = 1) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def updates(names: list[str], seed: int = 1, parts: list[tuple[str, int]] = PARTS) -> Pairs:
     g = torch.Generator().manual_seed(seed)
-    out = dict(PARTS)
+    out = dict(parts)
     return {
         n: (torch.randn(R, IN, generator=g), torch.randn(out[n], R, generator=g) * 0.1)
         for n in names
@@ -29,15 +39,16 @@ def updates(names: list[str], seed: int = 1) -> dict[str, tuple[torch.Tensor, to
 
 
 def merged(
-    weight: torch.Tensor, low_rank: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    weight: torch.Tensor, low_rank: Pairs, parts: list[tuple[str, int]] = PARTS
 ) -> torch.Tensor:
+    """The weight with each part's update added as it is served: A and B in half precision."""
     rows = []
     start = 0
-    for name, out in PARTS:
+    for name, out in parts:
         w = weight[start : start + out]
         if name in low_rank:
             a, b = low_rank[name]
-            w = w + b @ a
+            w = w + half_values(b) @ half_values(a)
         rows.append(w)
         start += out
     return torch.cat(rows)
@@ -85,21 +96,24 @@ def test_four_bit_weights_stay_four_bit_with_the_update_beside_them() -> None:
 def test_the_kernel_computes_the_update_inside_the_4_bit_matmul() -> None:
     """With Wren's kernels the update is computed in the same `q4_linear` call (no extra torch
     calls per linear): it equals the torch side path, a part without an update adds nothing,
-    and each output row is the same whatever the batch it was computed in."""
+    and each output row is the same whatever the batch it was computed in (one or two rows:
+    each parallel task computes z for its own parts; more: z once for all)."""
     assert kernels.available()
     weight = grid_weight(128, IN)
     base = Q4Linear.from_weight(weight)
     assert base is not None
-    low_rank = updates(["q", "v"])  # k has no update
-    lin = with_low_rank(base, PARTS, low_rank, set())
+    low_rank = updates(["q", "v"], parts=UNEVEN)  # k has no update
+    lin = with_low_rank(base, UNEVEN, low_rank, set())
     assert isinstance(lin, LowRankLinear) and lin.fused
     x = torch.randn(5, IN)
     norm = torch.rand(IN) + 0.5
-    delta = merged(weight, low_rank) - weight
+    delta = merged(weight, low_rank, UNEVEN) - weight
     want = base.normed(x, norm, 1e-5) + F.rms_norm(x, (IN,), norm, 1e-5) @ delta.t()
     got = lin.normed(x, norm, 1e-5)
     assert torch.allclose(got, want, atol=1e-4)
-    assert torch.equal(got[:, 64:96], base.normed(x, norm, 1e-5)[:, 64:96])  # k: no update
+    assert torch.equal(got[:, 56:92], base.normed(x, norm, 1e-5)[:, 56:92])  # k: no update
     assert torch.allclose(lin(x), base(x) + x @ delta.t(), atol=1e-4)
     for i in range(5):
         assert torch.equal(lin.normed(x[i : i + 1], norm, 1e-5)[0], got[i])
+    assert torch.equal(lin.normed(x[1:3], norm, 1e-5), got[1:3])
+    assert torch.equal(lin.normed(x[:3], norm, 1e-5), got[:3])

@@ -169,16 +169,23 @@ class Int8Linear(Linear):
         return torch._weight_int8pack_mm(x.to(torch.bfloat16), self.q, self.scale).float()
 
 
+def half_values(t: torch.Tensor) -> torch.Tensor:
+    """`t` rounded to half precision, kept as float32 (torch's CPU matmuls are fp32)."""
+    return t.half().float()
+
+
 class LowRankLinear(Linear):
     """`base(x) + x @ A.T @ B.T`: a `wren tune` adapter's update served beside packed weights.
 
     Merged into the weights, a LoRA update (typically far smaller than one step of the 4-bit
     grid) would leave them off the grid: re-packing would round it away, and keeping fp32
-    weights reads ~5x the bytes per token. Beside the base it is exactly the update that was
-    trained. Over 4-bit weights with Wren's kernels the update is computed inside the same
-    kernel call (`q4_linear`'s lora_* arguments: one A per part of a fused linear, B per
-    output row); otherwise by two thin torch matmuls, the parts' A stacked and B
-    block-diagonal. Rows are computed independently, like every Linear here.
+    weights reads ~5x the bytes per token. Beside the base it is the update that was trained,
+    its A and B rounded to half precision (half the bytes of fp32; the rounding, 2^-11 of each
+    value, is far below the 4-bit weights' own). Over 4-bit weights with Wren's kernels the
+    update is computed inside the same kernel call (`q4_linear`'s lora_* arguments: one A per
+    part of a fused linear, B per output row); otherwise by two thin torch matmuls over the
+    same rounded values, the parts' A stacked and B block-diagonal. Rows are computed
+    independently, like every Linear here.
     """
 
     def __init__(
@@ -193,27 +200,29 @@ class LowRankLinear(Linear):
         if isinstance(base, Q4Linear) and base.fast and len(ranks) == 1:
             r = ranks.pop()
             a3 = torch.stack(
-                [ab[0].float() if ab is not None else torch.zeros(r, k) for _, ab in parts]
+                [ab[0].half() if ab is not None else torch.zeros(r, k).half() for _, ab in parts]
             )
             b = torch.cat(
-                [ab[1].float() if ab is not None else torch.zeros(out, r) for out, ab in parts]
+                [
+                    ab[1].half() if ab is not None else torch.zeros(out, r).half()
+                    for out, ab in parts
+                ]
             )
             ends = torch.tensor(list(itertools.accumulate(out for out, _ in parts)))
             self.fused = (a3.contiguous(), b.contiguous(), ends)
-            side = a3.numel() + b.numel()
+            self.nbytes = base.nbytes + (a3.numel() + b.numel()) * 2
         else:
             rank = sum(int(a.shape[0]) for a, _ in present)
-            self.at = torch.cat([a.float() for a, _ in present]).t().contiguous()  # [in, r]
+            self.at = torch.cat([half_values(a) for a, _ in present]).t().contiguous()  # [in, r]
             self.bt = torch.zeros(rank, sum(out for out, _ in parts))  # [r, out]
             row = col = 0
             for out, ab in parts:
                 if ab is not None:
                     a, b = ab
-                    self.bt[row : row + a.shape[0], col : col + out] = b.float().t()
+                    self.bt[row : row + a.shape[0], col : col + out] = half_values(b).t()
                     row += int(a.shape[0])
                 col += out
-            side = self.at.numel() + self.bt.numel()
-        self.nbytes = base.nbytes + side * 4
+            self.nbytes = base.nbytes + (self.at.numel() + self.bt.numel()) * 4
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused:

@@ -191,54 +191,87 @@ void check_input(const at::Tensor& x) {
   TORCH_CHECK(x.size(1) % QK == 0, "input size must be a multiple of 32");
 }
 
-inline float dot(const float* a, const float* b, int64_t len) {
+inline float dot_half(const uint16_t* a, const float* x, int64_t len) {
   __m256 acc = _mm256_setzero_ps();
   int64_t j = 0;
-  for (; j + 8 <= len; j += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(b + j), acc);
+  for (; j + 8 <= len; j += 8) {
+    const __m256 av = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + j)));
+    acc = _mm256_fmadd_ps(av, _mm256_loadu_ps(x + j), acc);
+  }
   float s = hsum(acc);
-  for (; j < len; ++j) s += a[j] * b[j];
+  for (; j < len; ++j) s += _cvtsh_ss(a[j]) * x[j];
   return s;
 }
 
-// out[i, o] += B[o] . (A[p] @ xf[i]) for output row o of part p (a tuned adapter's low-rank
-// update, served beside the 4-bit weights). A [P, r, k]: one A per part of a fused linear
-// (q/k/v, gate/up); B [n, r]: every output row's B row; ends [P]: each part's last output
-// row + 1. Each output row depends on its input row alone, as in the matmul.
-void add_low_rank(const at::Tensor& xf, const at::Tensor& a, const at::Tensor& b,
-                  const at::Tensor& ends, at::Tensor& out) {
-  const int64_t m = xf.size(0), k = xf.size(1), n = out.size(1);
-  TORCH_CHECK(a.scalar_type() == at::kFloat && a.is_contiguous() && a.dim() == 3 && a.size(2) == k,
-              "low-rank A must be float [parts, rank, in]");
-  const int64_t parts = a.size(0), r = a.size(1);
-  TORCH_CHECK(b.scalar_type() == at::kFloat && b.is_contiguous() && b.dim() == 2 &&
-                  b.size(0) == n && b.size(1) == r,
-              "low-rank B must be float [out, rank]");
-  TORCH_CHECK(ends.scalar_type() == at::kLong && ends.is_contiguous() && ends.numel() == parts &&
-                  ends.data_ptr<int64_t>()[parts - 1] == n,
-              "low-rank part ends must be int64 [parts], the last one the output size");
-  const float* xp = xf.data_ptr<float>();
-  const float* ap = a.data_ptr<float>();
-  const float* bp = b.data_ptr<float>();
-  const int64_t* ep = ends.data_ptr<int64_t>();
-  const int64_t pr = parts * r;
-  std::vector<float> z(static_cast<size_t>(m * pr));
-  at::parallel_for(0, m, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      for (int64_t j = 0; j < pr; ++j) z[i * pr + j] = dot(ap + j * k, xp + i * k, k);
-    }
-  });
-  float* op = out.data_ptr<float>();
-  at::parallel_for(0, n, 64, [&](int64_t o0, int64_t o1) {
+// A tuned adapter's low-rank update, served beside the 4-bit weights: out[i, o] += B[o] . z[i, p]
+// with z[i, p] = A[p] @ xf[i] for output row o of part p. A [P, r, k] half: one A per part of a
+// fused linear (q/k/v, gate/up); B [n, r] half: every output row's B row; ends [P] int64: each
+// part's last output row + 1. Each tile of output rows adds its B rows right after its matmul,
+// inside the same parallel task, so the update costs no extra thread wake-ups. For one or two
+// input rows (a decode step) each task computes the z of the parts its rows belong to, so the
+// threads share that work too; for more rows z is computed once, rows in parallel. z is the
+// same sequence of operations either way: each output row depends on its input row alone.
+struct LowRank {
+  const uint16_t* a = nullptr;
+  const uint16_t* b = nullptr;
+  const int64_t* ends = nullptr;
+  int64_t parts = 0, r = 0, pr = 0;
+
+  LowRank(const std::optional<at::Tensor>& lora_a, const std::optional<at::Tensor>& lora_b,
+          const std::optional<at::Tensor>& lora_ends, int64_t k, int64_t n) {
+    if (!lora_a.has_value() || !lora_a->defined()) return;
+    TORCH_CHECK(lora_b.has_value() && lora_b->defined() && lora_ends.has_value() &&
+                    lora_ends->defined(),
+                "a low-rank update needs A, B and the part ends");
+    const at::Tensor& at_a = *lora_a;
+    const at::Tensor& at_b = *lora_b;
+    const at::Tensor& at_e = *lora_ends;
+    TORCH_CHECK(at_a.scalar_type() == at::kHalf && at_a.is_contiguous() && at_a.dim() == 3 &&
+                    at_a.size(2) == k,
+                "low-rank A must be half [parts, rank, in]");
+    parts = at_a.size(0);
+    r = at_a.size(1);
+    pr = parts * r;
+    TORCH_CHECK(at_b.scalar_type() == at::kHalf && at_b.is_contiguous() && at_b.dim() == 2 &&
+                    at_b.size(0) == n && at_b.size(1) == r,
+                "low-rank B must be half [out, rank]");
+    TORCH_CHECK(at_e.scalar_type() == at::kLong && at_e.is_contiguous() && at_e.numel() == parts &&
+                    at_e.data_ptr<int64_t>()[parts - 1] == n,
+                "low-rank part ends must be int64 [parts], the last one the output size");
+    a = reinterpret_cast<const uint16_t*>(at_a.data_ptr<at::Half>());
+    b = reinterpret_cast<const uint16_t*>(at_b.data_ptr<at::Half>());
+    ends = at_e.data_ptr<int64_t>();
+  }
+
+  bool active() const { return a != nullptr; }
+
+  int64_t part_of(int64_t o) const {
     int64_t p = 0;
-    for (int64_t o = o0; o < o1; ++o) {
-      while (o >= ep[p]) ++p;
-      for (int64_t i = 0; i < m; ++i) op[i * n + o] += dot(bp + o * r, z.data() + i * pr + p * r, r);
+    while (o >= ends[p]) ++p;
+    return p;
+  }
+
+  // z [m, pr] of input rows i0..i1 of xf [m, k] for the parts of output rows o0..o1.
+  void fill(const float* xf, int64_t k, int64_t i0, int64_t i1, int64_t o0, int64_t o1,
+            float* z) const {
+    const int64_t j0 = part_of(o0) * r, j1 = (part_of(o1 - 1) + 1) * r;
+    for (int64_t i = i0; i < i1; ++i) {
+      for (int64_t j = j0; j < j1; ++j) z[i * pr + j] = dot_half(a + j * k, xf + i * k, k);
     }
-  });
-}
+  }
+
+  // B rows o0..o1 times z, added to those columns of out [m, n].
+  void add(const float* z, float* out, int64_t m, int64_t n, int64_t o0, int64_t o1) const {
+    int64_t p = part_of(o0);
+    for (int64_t o = o0; o < o1; ++o) {
+      while (o >= ends[p]) ++p;
+      for (int64_t i = 0; i < m; ++i) out[i * n + o] += dot_half(b + o * r, z + i * pr + p * r, r);
+    }
+  }
+};
 
 // y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
-// plus a low-rank update (add_low_rank) when lora_a, lora_b and lora_ends are given.
+// plus a low-rank update (LowRank) when lora_a, lora_b and lora_ends are given.
 at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& dw,
                      const at::Tensor& mw, const std::optional<at::Tensor>& norm, double eps,
                      const std::optional<at::Tensor>& lora_a,
@@ -253,6 +286,16 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
                   mw.scalar_type() == at::kHalf && mw.is_contiguous() && mw.numel() == n * nb,
               "q4 scales and minimums must be half [out, in/32]");
   const Quantized q = quantize<int16_t, 32767>(x, norm, eps);
+  const LowRank low_rank(lora_a, lora_b, lora_ends, k, n);
+  const float* xf = q.xf.data_ptr<float>();
+  const bool z_per_task = m <= 2;
+  std::vector<float> z_shared;
+  if (low_rank.active() && !z_per_task) {
+    z_shared.resize(static_cast<size_t>(m * low_rank.pr));
+    at::parallel_for(0, m, 1, [&](int64_t i0, int64_t i1) {
+      low_rank.fill(xf, k, i0, i1, 0, n, z_shared.data());
+    });
+  }
   at::Tensor out = at::empty({m, n}, x.options());
   const uint8_t* qp = qs.data_ptr<uint8_t>();
   const uint16_t* dp = reinterpret_cast<const uint16_t*>(dw.data_ptr<at::Half>());
@@ -265,6 +308,13 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> sc(static_cast<size_t>(2 * 4 * nb));
     float* s = sc.data();
+    std::vector<float> z_task;
+    const float* z = z_shared.data();
+    if (low_rank.active() && z_per_task) {
+      z_task.resize(static_cast<size_t>(m * low_rank.pr));
+      low_rank.fill(xf, k, 0, m, t0 * TILE, std::min(n, t1 * TILE), z_task.data());
+      z = z_task.data();
+    }
     // X input rows (starting at i) against output rows r0..r1: 4 at a time, then one by one.
     auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
       constexpr int X = decltype(x_rows)::value;
@@ -284,14 +334,9 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       int64_t i = 0;
       for (; i + 2 <= m; i += 2) rows(std::integral_constant<int, 2>{}, i, r0, r1);
       for (; i < m; ++i) rows(std::integral_constant<int, 1>{}, i, r0, r1);
+      if (low_rank.active()) low_rank.add(z, op, m, n, r0, r1);
     }
   });
-  if (lora_a.has_value() && lora_a->defined()) {
-    TORCH_CHECK(lora_b.has_value() && lora_b->defined() && lora_ends.has_value() &&
-                    lora_ends->defined(),
-                "a low-rank update needs A, B and the part ends");
-    add_low_rank(q.xf, *lora_a, *lora_b, *lora_ends, out);
-  }
   return out;
 }
 

@@ -197,6 +197,10 @@ def merge_low_rank(model: Any, low_rank: dict[str, tuple[Any, Any]]) -> None:
             weight.add_((b.float() @ a.float()).to(device=weight.device, dtype=weight.dtype))
 
 
+# The update is served in half precision (fast_decode.LowRankLinear): its largest value.
+HALF_MAX = 65504.0
+
+
 def read_adapter(
     model: Any, folder: Path, digest: str
 ) -> tuple[CheckedAdapter, dict[str, tuple[Any, Any]]]:
@@ -226,7 +230,13 @@ def read_adapter(
                 f"The adapter in {folder} does not fit this model: {name} is "
                 f"{tuple(weight.shape)}, the update is {(b.shape[0], a.shape[1])}."
             )
-        low_rank[name] = (a.float(), b.float() * scale)
+        a, b = a.float(), b.float() * scale
+        if not all(t.isfinite().all() and t.abs().max() <= HALF_MAX for t in (a, b)):
+            raise AdapterError(
+                f"The adapter in {folder} holds values Wren cannot serve (layer {name}: not "
+                "finite, or beyond half precision); run `wren tune` again."
+            )
+        low_rank[name] = (a, b)
     metrics = manifest.get("metrics") or {}
     adapter = CheckedAdapter(
         folder, len(low_rank), metrics.get("heldout_loss_before"), metrics.get("heldout_loss_after")
