@@ -80,7 +80,11 @@ def test_tuning_writes_safetensors_adapter_and_manifest(tuned: tuple[Path, Any])
     metrics = manifest["metrics"]
     assert metrics["steps"] == 4 and metrics["tokens_seen"] > 0
     assert {"heldout_loss_before", "heldout_loss_after"} <= set(metrics)
-    assert manifest["enabled"] == (metrics["heldout_loss_after"] < metrics["heldout_loss_before"])
+    improved = (
+        metrics["heldout_loss_after"] < metrics["heldout_loss_before"]
+        and metrics["heldout_top1_after"] >= metrics["heldout_top1_before"]
+    )
+    assert manifest["enabled"] == improved
     assert result.enabled == manifest["enabled"]
     assert not list(folder.parent.glob("*.partial-*"))
 

@@ -96,7 +96,7 @@ def choose_adapter(setting: str, workspace_root: str | None, trusted: bool) -> A
         except AdapterError as err:
             return AdapterChoice(None, str(err))
         if not manifest.get("enabled", False):
-            why = manifest.get("reason") or "it did not improve held-out loss"
+            why = manifest.get("reason") or "it did not do better on held-out code"
             return AdapterChoice(
                 None, f"The tuned adapter for this workspace is not enabled: {why}."
             )

@@ -191,6 +191,21 @@ def heldout_items(
     return [it for it in items if it is not None]
 
 
+def verdict(
+    loss_before: float, loss_after: float, top1_before: float, top1_after: float
+) -> tuple[bool, str]:
+    """Whether a tuned adapter is used, and why: it must lower the held-out loss and not lower
+    how often the model's first guess is the held-out code's next token (exact match, token by
+    token). One that fails is kept for inspection, not used."""
+    loss = f"held-out loss {loss_before:.3f} → {loss_after:.3f} nats/token"
+    top1 = f"next-token exact match {top1_before:.1%} → {top1_after:.1%}"
+    if loss_after >= loss_before:
+        return False, f"it did not lower {loss}; kept for inspection, not used"
+    if top1_after < top1_before:
+        return False, f"it lowered {top1} ({loss}); kept for inspection, not used"
+    return True, f"{loss}, {top1}"
+
+
 def score(
     model: Any,
     items: list[_Item],
@@ -317,6 +332,7 @@ def tune_workspace(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     warmup = 10
     best_loss, best_acc = loss_before, acc_before
+    acc = acc_before
     best_state: dict[str, Any] | None = None
     evals: list[dict[str, float]] = [{"tokens": 0, "loss": loss_before}]
     tokens = steps = bad = 0
@@ -398,20 +414,15 @@ def tune_workspace(
             best_loss, best_acc, best_state = held, acc, None  # the current weights are the best
     if best_state is not None:
         set_peft_model_state_dict(model, best_state)
-    final_loss = best_loss if best_loss < loss_before else evals[-1]["loss"]
-    enabled = final_loss < loss_before
-    if enabled:
-        reason = f"held-out loss {loss_before:.3f} → {final_loss:.3f} nats/token"
-    else:
-        reason = (
-            f"it did not lower held-out loss ({loss_before:.3f} → {final_loss:.3f} nats/token); "
-            "kept for inspection, not used"
-        )
+    improved = best_loss < loss_before
+    final_loss = best_loss if improved else evals[-1]["loss"]
+    final_acc = best_acc if improved else acc
+    enabled, reason = verdict(loss_before, final_loss, acc_before, final_acc)
     metrics = {
         "heldout_loss_before": round(loss_before, 4),
         "heldout_loss_after": round(final_loss, 4),
         "heldout_top1_before": round(acc_before, 4),
-        "heldout_top1_after": round(best_acc if enabled else acc_before, 4),
+        "heldout_top1_after": round(final_acc, 4),
         "evaluations": evals,
         "tokens_seen": tokens,
         "target_tokens_seen": target_tokens,
