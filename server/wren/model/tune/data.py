@@ -179,7 +179,9 @@ def examples(
     only the target of a scope example, its prompt being context the loss ignores. On click's
     training files, every 4th scope with a window-sized prompt was 80 % of the tokens computed
     and 20 % of those supervised; every 16th with a third of that prompt is about a third of
-    the tokens computed (`scripts/eval_tune.py` measures what this buys).
+    the tokens computed. Measured (BENCHMARKS.md, "wren tune" round 4): the same held-out line
+    exact match as before, held-out loss lowered two to three times as far, and HumanEval no
+    longer below the base model.
     """
     out: list[Example] = []
     for f in files:
