@@ -56,7 +56,7 @@ def tune_cmd(
         Path | None, typer.Option(hidden=True, help="Keep this file updated with the progress.")
     ] = None,
 ) -> None:
-    """Adapt the local model to PATH's code: a LoRA adapter, used when it lowers held-out loss."""
+    """Adapt the local model to PATH's code: a LoRA adapter, used if it helps on held-out files."""
     setup_logging(quiet=True)
     from wren.errors import WrenError
     from wren.model.tune.train import TuneCancelled, TuneProgress, TuneSettings, tune_workspace
