@@ -24,9 +24,10 @@ if [ "$(uname -s)" = Linux ] && ! command -v bwrap >/dev/null 2>&1; then
   fi
 fi
 
-if [ ! -x .venv/bin/python ]; then
+# A venv whose creation was interrupted (python there, pip not) is made again, not left broken.
+if ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
   echo "[setup] creating .venv"
-  "$PY" -m venv .venv
+  "$PY" -m venv --clear .venv
 fi
 VPY=.venv/bin/python
 if ! "$VPY" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
@@ -70,7 +71,7 @@ PEER_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -D
 peer_stamp=.peer-venv/.wren-peer-installed
 peer_want="llama-cpp-python[server]==$PEER_VERSION $PEER_CMAKE_ARGS"
 if [ ! -f "$peer_stamp" ] || [ "$(cat "$peer_stamp")" != "$peer_want" ]; then
-  [ -x .peer-venv/bin/python ] || "$PY" -m venv .peer-venv
+  .peer-venv/bin/python -m pip --version >/dev/null 2>&1 || "$PY" -m venv --clear .peer-venv
   echo "[setup] installing llama-cpp-python[server]==$PEER_VERSION into .peer-venv (the tests' third-party server; a fresh machine compiles it: minutes)"
   peer_log=$(mktemp)
   peer_t0=$SECONDS
