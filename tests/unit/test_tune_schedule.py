@@ -3,6 +3,8 @@ run to a tenth, so the last steps of a time-boxed run settle instead of stopping
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from wren.model.tune.train import FINAL_LR_FRACTION, WARMUP_STEPS, learning_rate_at
@@ -19,7 +21,7 @@ def test_the_rate_decays_to_a_tenth_by_the_end_of_the_run() -> None:
     step = WARMUP_STEPS * 10
     rates = [learning_rate_at(3e-4, step, done / 10) for done in range(11)]
     assert rates[0] == pytest.approx(3e-4)
-    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(rates))
     assert rates[5] == pytest.approx(3e-4 * (1 + FINAL_LR_FRACTION) / 2)
     assert rates[-1] == pytest.approx(3e-4 * FINAL_LR_FRACTION)
     assert learning_rate_at(3e-4, step, 1.7) == rates[-1]  # past the end: held at the floor
