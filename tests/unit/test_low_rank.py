@@ -9,6 +9,7 @@ grid).
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -117,3 +118,30 @@ def test_the_kernel_computes_the_update_inside_the_4_bit_matmul() -> None:
         assert torch.equal(lin.normed(x[i : i + 1], norm, 1e-5)[0], got[i])
     assert torch.equal(lin.normed(x[1:3], norm, 1e-5), got[1:3])
     assert torch.equal(lin.normed(x[:3], norm, 1e-5), got[:3])
+
+
+@pytest.mark.parametrize("rank", [8, 12, 16])
+def test_prefill_rows_match_decode_rows_at_real_ranks(rank: int) -> None:
+    """The kernel adds B·z one way for one or two rows (a decode step) and another, row by row
+    over 8 outputs at a time, for more (prefill); both must give the same bits, or a token's
+    prefilled output would differ from the same token decoded. Ranks of 8 and more fill the
+    vector lanes the rank-4 test above leaves empty (12: one chunk of 8 plus a tail)."""
+    assert kernels.available()
+    g = torch.Generator().manual_seed(rank)
+    weight = grid_weight(128, IN)
+    base = Q4Linear.from_weight(weight)
+    assert base is not None
+    out = dict(UNEVEN)
+    low_rank = {
+        n: (torch.randn(rank, IN, generator=g), torch.randn(out[n], rank, generator=g) * 0.1)
+        for n in ("q", "k", "v")
+    }
+    lin = with_low_rank(base, UNEVEN, low_rank, set())
+    assert isinstance(lin, LowRankLinear) and lin.fused
+    x = torch.randn(9, IN, generator=g)
+    together = lin(x)
+    delta = merged(weight, low_rank, UNEVEN) - weight
+    assert torch.allclose(together, base(x) + x @ delta.t(), atol=1e-3)
+    for i in range(9):
+        assert torch.equal(lin(x[i : i + 1])[0], together[i])
+    assert torch.equal(lin(x[3:5]), together[3:5])

@@ -211,6 +211,37 @@ inline float dot_half(const uint16_t* a, const float* x, int64_t len) {
 // input rows (a decode step) each task computes the z of the parts its rows belong to, so the
 // threads share that work too; for more rows z is computed once, rows in parallel. z is the
 // same sequence of operations either way: each output row depends on its input row alone.
+// dot_half's sum with `a` already converted to float: the same operations in the same order.
+inline float dot_float(const float* a, const float* x, int64_t len) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(x + j), acc);
+  }
+  float s = hsum(acc);
+  for (; j < len; ++j) s += a[j] * x[j];
+  return s;
+}
+
+// dot_float of four rows of `a` (consecutive, `len` apart) with x, into out[0..4]: four
+// independent sums in flight, each the same operations in the same order as dot_float's.
+inline void dot_float4(const float* a, const float* x, int64_t len, float* out) {
+  __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                   _mm256_setzero_ps()};
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + j);
+    for (int u = 0; u < 4; ++u) {
+      acc[u] = _mm256_fmadd_ps(_mm256_loadu_ps(a + u * len + j), xv, acc[u]);
+    }
+  }
+  for (int u = 0; u < 4; ++u) {
+    float s = hsum(acc[u]);
+    for (int64_t t = j; t < len; ++t) s += a[u * len + t] * x[t];
+    out[u] = s;
+  }
+}
+
 struct LowRank {
   const uint16_t* a = nullptr;
   const uint16_t* b = nullptr;
@@ -251,21 +282,79 @@ struct LowRank {
     return p;
   }
 
-  // z [m, pr] of input rows i0..i1 of xf [m, k] for the parts of output rows o0..o1.
+  // z [m, pr] of input rows i0..i1 of xf [m, k] for the parts of output rows o0..o1. For
+  // more than two rows (prefill) A's rows are converted to float once, not once per input row;
+  // the sums are the same either way (dot_float and dot_half add in the same order).
   void fill(const float* xf, int64_t k, int64_t i0, int64_t i1, int64_t o0, int64_t o1,
             float* z) const {
     const int64_t j0 = part_of(o0) * r, j1 = (part_of(o1 - 1) + 1) * r;
+    if (i1 - i0 <= 2) {
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = j0; j < j1; ++j) z[i * pr + j] = dot_half(a + j * k, xf + i * k, k);
+      }
+      return;
+    }
+    std::vector<float> af(static_cast<size_t>((j1 - j0) * k));
+    for (int64_t e = 0; e < (j1 - j0) * k; ++e) af[e] = _cvtsh_ss(a[j0 * k + e]);
     for (int64_t i = i0; i < i1; ++i) {
-      for (int64_t j = j0; j < j1; ++j) z[i * pr + j] = dot_half(a + j * k, xf + i * k, k);
+      const float* x = xf + i * k;
+      int64_t j = j0;
+      for (; j + 4 <= j1; j += 4) dot_float4(af.data() + (j - j0) * k, x, k, z + i * pr + j);
+      for (; j < j1; ++j) z[i * pr + j] = dot_float(af.data() + (j - j0) * k, x, k);
     }
   }
 
-  // B rows o0..o1 times z, added to those columns of out [m, n].
+  // B rows o0..o1 times z, added to those columns of out [m, n]. Each output is dot_half(B[o],
+  // z) for any m, so a row's result does not depend on how many rows came with it. One or two
+  // rows (a decode step): dot_half per output. More (prefill): B's rows converted to float and
+  // transposed once per tile, then 8 outputs per vector, row by row (not column by column
+  // through out); the sums replay dot_half's exactly: lane l of its accumulator is the chain
+  // over the rank's chunks of 8, and hsum adds ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)).
   void add(const float* z, float* out, int64_t m, int64_t n, int64_t o0, int64_t o1) const {
-    int64_t p = part_of(o0);
+    if (m <= 2) {
+      int64_t p = part_of(o0);
+      for (int64_t o = o0; o < o1; ++o) {
+        while (o >= ends[p]) ++p;
+        for (int64_t i = 0; i < m; ++i) {
+          out[i * n + o] += dot_half(b + o * r, z + i * pr + p * r, r);
+        }
+      }
+      return;
+    }
+    const int64_t w = o1 - o0, rv = r / 8 * 8;
+    std::vector<float> bt(static_cast<size_t>(r * w));
     for (int64_t o = o0; o < o1; ++o) {
-      while (o >= ends[p]) ++p;
-      for (int64_t i = 0; i < m; ++i) out[i * n + o] += dot_half(b + o * r, z + i * pr + p * r, r);
+      for (int64_t j = 0; j < r; ++j) bt[j * w + (o - o0)] = _cvtsh_ss(b[o * r + j]);
+    }
+    for (int64_t s0 = o0; s0 < o1;) {
+      const int64_t p = part_of(s0), s1 = std::min(o1, ends[p]);
+      const int64_t vec_end = s0 + (s1 - s0) / 8 * 8;
+      for (int64_t i = 0; i < m; ++i) {
+        const float* zi = z + i * pr + p * r;
+        float* row = out + i * n;
+        for (int64_t o = s0; o < vec_end; o += 8) {
+          const float* bo = bt.data() + (o - o0);
+          __m256 lane[8];
+          for (int l = 0; l < 8; ++l) lane[l] = _mm256_setzero_ps();
+          for (int64_t c = 0; c < rv; c += 8) {
+            for (int l = 0; l < 8; ++l) {
+              lane[l] = _mm256_fmadd_ps(_mm256_loadu_ps(bo + (c + l) * w),
+                                        _mm256_set1_ps(zi[c + l]), lane[l]);
+            }
+          }
+          __m256 sum = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(lane[0], lane[4]),
+                                                   _mm256_add_ps(lane[2], lane[6])),
+                                     _mm256_add_ps(_mm256_add_ps(lane[1], lane[5]),
+                                                   _mm256_add_ps(lane[3], lane[7])));
+          for (int64_t j = rv; j < r; ++j) {
+            sum = _mm256_add_ps(sum, _mm256_mul_ps(_mm256_loadu_ps(bo + j * w),
+                                                   _mm256_set1_ps(zi[j])));
+          }
+          _mm256_storeu_ps(row + o, _mm256_add_ps(_mm256_loadu_ps(row + o), sum));
+        }
+        for (int64_t o = vec_end; o < s1; ++o) row[o] += dot_half(b + o * r, zi, r);
+      }
+      s0 = s1;
     }
   }
 };
