@@ -203,14 +203,6 @@ inline float dot_half(const uint16_t* a, const float* x, int64_t len) {
   return s;
 }
 
-// A tuned adapter's low-rank update, served beside the 4-bit weights: out[i, o] += B[o] . z[i, p]
-// with z[i, p] = A[p] @ xf[i] for output row o of part p. A [P, r, k] half: one A per part of a
-// fused linear (q/k/v, gate/up); B [n, r] half: every output row's B row; ends [P] int64: each
-// part's last output row + 1. Each tile of output rows adds its B rows right after its matmul,
-// inside the same parallel task, so the update costs no extra thread wake-ups. For one or two
-// input rows (a decode step) each task computes the z of the parts its rows belong to, so the
-// threads share that work too; for more rows z is computed once, rows in parallel. z is the
-// same sequence of operations either way: each output row depends on its input row alone.
 // dot_half's sum with `a` already converted to float: the same operations in the same order.
 inline float dot_float(const float* a, const float* x, int64_t len) {
   __m256 acc = _mm256_setzero_ps();
@@ -242,6 +234,14 @@ inline void dot_float4(const float* a, const float* x, int64_t len, float* out) 
   }
 }
 
+// A tuned adapter's low-rank update, served beside the 4-bit weights: out[i, o] += B[o] . z[i, p]
+// with z[i, p] = A[p] @ xf[i] for output row o of part p. A [P, r, k] half: one A per part of a
+// fused linear (q/k/v, gate/up); B [n, r] half: every output row's B row; ends [P] int64: each
+// part's last output row + 1. Each tile of output rows adds its B rows right after its matmul,
+// inside the same parallel task, so the update costs no extra thread wake-ups. For one or two
+// input rows (a decode step) each task computes the z of the parts its rows belong to, so the
+// threads share that work too; for more rows z is computed once, rows in parallel. z is the
+// same sequence of operations either way: each output row depends on its input row alone.
 struct LowRank {
   const uint16_t* a = nullptr;
   const uint16_t* b = nullptr;
