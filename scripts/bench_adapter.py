@@ -48,13 +48,7 @@ def main() -> int:
     args = ap.parse_args()
     load_before = os.getloadavg()
     if args.completions:
-        result = completions(args)
-        result["load_before"] = [round(x, 2) for x in load_before]
-        result["load_after"] = [round(x, 2) for x in os.getloadavg()]
-        print(json.dumps(result, indent=2))
-        if args.json:
-            args.json.write_text(json.dumps(result, indent=2) + "\n")
-        return 0
+        return report(completions(args), args, load_before)
 
     import torch
 
@@ -110,9 +104,14 @@ def main() -> int:
             name: round(m.weight_bytes_per_token() / 1e6, 1) for name, m in decoders.items()
         },
         "greedy": answers,
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
     }
+    return report(result, args, load_before)
+
+
+def report(result: dict[str, Any], args: argparse.Namespace, load_before: tuple[float, ...]) -> int:
+    """Print `result` with the load average before and after (and write it to --json)."""
+    result["load_before"] = [round(x, 2) for x in load_before]
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
