@@ -193,6 +193,17 @@ def test_thread_chooser_prefers_every_core_when_it_is_faster() -> None:
     assert {single.threads_for_step(s) for s in range(10)} == {3}
 
 
+def test_thread_chooser_keeps_every_core_on_a_near_tie() -> None:
+    from wren.model.tune.train import SWITCH_MARGIN, ThreadChooser
+
+    for speedup, chosen in ((SWITCH_MARGIN * 0.9, 2), (SWITCH_MARGIN * 1.1, 1)):
+        chooser = ThreadChooser([2, 1], probe_steps=3, every=50)
+        for step in range(6):
+            n = chooser.threads_for_step(step)
+            chooser.record(step, n, 500, 4.0 if n == 2 else 4.0 / speedup)
+        assert chooser.chosen == chosen, speedup
+
+
 def test_target_only_loss_equals_the_full_masked_loss() -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

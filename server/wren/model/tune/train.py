@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 THREAD_PROBE_STEPS = 3  # steps timed at each thread count
 THREAD_PROBE_EVERY = 60  # steps between probes (the machine's load changes)
+SWITCH_MARGIN = 1.25  # another thread count must be this much faster than every core
 WARMUP_STEPS = 10
 FINAL_LR_FRACTION = 0.1  # the cosine decay ends at this fraction of the learning rate
 SCORING_SHARE = 6  # at least this many seconds of training per second of held-out scoring
@@ -132,8 +133,11 @@ class ThreadChooser:
     """Pick the faster of a few thread counts by timing real training steps, now and then.
 
     `candidates[0]` is the preferred count (every core). Each probe runs `probe_steps` steps at
-    each candidate and keeps the one with the most tokens per second; between probes the chosen
-    count is used. A single candidate never probes.
+    each candidate and keeps the one with the most tokens per second, unless it beats the
+    preferred count by less than `SWITCH_MARGIN`: a few steps of different lengths and kinds
+    time noisily (one probe of a quiet run once put 60 steps on one thread of two; a busy
+    machine's oversubscribed threads are several times slower, far beyond the margin).
+    Between probes the chosen count is used. A single candidate never probes.
     """
 
     def __init__(self, candidates: list[int], probe_steps: int, every: int) -> None:
@@ -168,7 +172,10 @@ class ThreadChooser:
         if offset == span - 1:
             rates = {n: t / s for n, (t, s) in self._timed.items() if s > 0}
             if rates:
-                self.chosen = max(rates, key=lambda n: rates[n])
+                best = max(rates, key=lambda n: rates[n])
+                preferred = self.candidates[0]
+                near_tie = preferred in rates and rates[best] < SWITCH_MARGIN * rates[preferred]
+                self.chosen = preferred if near_tie else best
 
 
 def learning_rate_at(base: float, step: int, done: float) -> float:
