@@ -135,8 +135,9 @@ class ThreadChooser:
     `candidates[0]` is the preferred count (every core). Each probe runs `probe_steps` steps at
     each candidate and keeps the one with the most tokens per second, unless it beats the
     preferred count by less than `SWITCH_MARGIN`: a few steps of different lengths and kinds
-    time noisily (one probe of a quiet run once put 60 steps on one thread of two; a busy
-    machine's oversubscribed threads are several times slower, far beyond the margin).
+    time noisily (one probe of a quiet run once put 60 steps on one thread of two). On a busy
+    machine two spinning threads measured 1.2-5x slower than one: the margin gives up the
+    smallest of those gaps to stop near-ties from flipping a quiet run.
     Between probes the chosen count is used. A single candidate never probes.
     """
 
