@@ -153,15 +153,14 @@ class Record:
 class Side:
     """One backend behind the real pipeline: CompletionEngine + Scheduler + adaptive debounce."""
 
-    def __init__(self, name: str, backend: Any, card: Any, prefill: bool) -> None:
+    def __init__(self, name: str, backend: Any, card: Any, prefill: bool, worker: Any) -> None:
         from wren.config import Settings
         from wren.engine.completion import CompletionEngine
-        from wren.engine.scheduler import Scheduler
 
         self.name = name
         self.backend = backend
         self.engine = CompletionEngine(backend, card)
-        self.scheduler = Scheduler()
+        self.scheduler = worker
         self.settings = Settings()
         self.prefill = prefill
         self.stats = SimpleNamespace(last_request_at={}, typing_interval={})
@@ -310,6 +309,32 @@ def replay(sides: list[Side], positions: list[Position]) -> None:
 
 
 # -- measurements around the replay --------------------------------------------------------
+
+
+def inference_worker() -> Any:
+    """A scheduler like the server's: one thread, the server's thread policy per job class.
+
+    All of a side's torch work must run on that one thread. libgomp (torch's OpenMP) stops
+    spin-waiting between parallel regions once more threads have pools than there are cores,
+    so a second live thread that ever ran a forward pass (a warm-up or probe on the main
+    thread) made every later decode step on the worker ~1.6x slower here (9.6 vs 16-17 ms at
+    ~900 cached tokens, 2026-11-28). The server loads on a thread that exits before the worker
+    serves, and its protocol test checks that forward passes run nowhere else."""
+    from wren.engine.scheduler import INTERACTIVE, Scheduler
+    from wren.model.threads import use_threads
+
+    def threads_for_job(priority: int) -> None:
+        use_threads(interactive=priority == INTERACTIVE)
+
+    return Scheduler(before_job=threads_for_job)
+
+
+def on_worker(worker: Any, fn: Any) -> Any:
+    """Run `fn()` on the worker thread (interactive class: every core) and wait for it."""
+    from wren.engine.scheduler import INTERACTIVE
+
+    future, _ = worker.submit(lambda _cancel: fn(), INTERACTIVE)
+    return future.result()
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -480,9 +505,11 @@ def main() -> None:
         return
 
     from wren.model.generation import TransformersBackend
-    from wren.model.loading import configure_threads, load_model
+    from wren.model.loading import load_model
+    from wren.model.threads import threads_for
 
-    threads = configure_threads()
+    threads = threads_for(interactive=True)
+    worker = inference_worker()  # every torch call of Wren's below runs on this one thread
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M"),
         "load_before": os.getloadavg(),
@@ -498,17 +525,21 @@ def main() -> None:
             print("cold start (empty cache: GGUF conversion) ...", flush=True)
             result["cold_start_uncached"] = cold_start(tmp)
 
+    def load() -> tuple[Any, Any]:
+        loaded = load_model()
+        wren = TransformersBackend(loaded)
+        wren.warm_up()
+        return loaded, wren
+
     t0 = time.perf_counter()
-    loaded = load_model()
-    wren = TransformersBackend(loaded)
-    wren.warm_up()
+    loaded, wren = on_worker(worker, load)
     result["load_s"] = time.perf_counter() - t0
     lean = wren.lean
     result["weights"] = lean.weights if lean is not None else "transformers"
     result["rss_after_load_mb"] = rss_mb()
 
     # Physical bound: bytes of weights read per decode step over streaming bandwidth.
-    bw = memory_bandwidth_gbs(threads)
+    bw = on_worker(worker, lambda: memory_bandwidth_gbs(threads))
     probe = (
         "<filename>decoder.py\n"
         + Path(inspect.getsourcefile(importlib.import_module("json.decoder")) or "").read_text()[
@@ -516,17 +547,20 @@ def main() -> None:
         ]
     )
     bound: dict[str, Any] = {"bandwidth_gbs": bw}
-    bound["wren_decode_tokens_per_s"] = decode_rate(wren, probe)
+    bound["wren_decode_tokens_per_s"] = on_worker(worker, lambda: decode_rate(wren, probe))
     if args.no_bound:
         pass
     elif lean is not None:
         bpt = lean.weight_bytes_per_token()
         bound.update(weight_mb_per_token=bpt / 1e6, bound_tokens_per_s=bw * 1e9 / bpt)
     if not args.no_bound:
-        measure_other_paths(loaded, bound, probe, bw)
+        on_worker(worker, lambda: measure_other_paths(loaded, bound, probe, bw))
     result["bound"] = bound
     print(json.dumps(bound, indent=1), flush=True)
-    run_replays(args, result, wren, loaded, probe, bound, threads)
+    try:
+        run_replays(args, result, wren, loaded, probe, bound, threads, worker)
+    finally:
+        worker.close()
 
 
 def measure_other_paths(loaded: Any, bound: dict[str, Any], probe: str, bw: float) -> None:
@@ -559,7 +593,9 @@ def run_replays(
     probe: str,
     bound: dict[str, Any],
     threads: int,
+    worker: Any,
 ) -> None:
+    from wren.engine.scheduler import Scheduler
     from wren.model.loading import default_model_file
 
     positions = sample_positions(args.positions, args.seed)
@@ -576,20 +612,30 @@ def run_replays(
         backends.append(("llama-cpp-python", peer))
     summaries: dict[str, Any] = {}
     records: list[dict[str, Any]] = []
+
+    def sides_for(prefill: bool) -> list[Side]:
+        # Wren's side on the one torch thread; the peer's (a subprocess) on a thread of its own.
+        return [
+            Side(name, b, loaded.card, prefill, worker if b is wren else Scheduler())
+            for name, b in backends
+        ]
+
     if args.mode in ("both", "lockstep"):
-        sides = [Side(name, b, loaded.card, prefill=False) for name, b in backends]
+        sides = sides_for(prefill=False)
         print(f"lock-step replay, {args.lockstep_requests} requests a side ...", flush=True)
         replay_lockstep(sides, positions, args.lockstep_requests)
         for side in sides:
-            side.scheduler.close()
+            if side.scheduler is not worker:
+                side.scheduler.close()
             summaries[f"{side.name} (lock-step)"] = summarize(side.records)
             records += [{**asdict(r), "replay": "lock-step"} for r in side.records]
     if args.mode in ("both", "typing"):
-        sides = [Side(name, b, loaded.card, not args.no_prefill) for name, b in backends]
+        sides = sides_for(prefill=not args.no_prefill)
         print(f"typing replay over {len(positions)} positions ...", flush=True)
         replay(sides, positions)
         for side in sides:
-            side.scheduler.close()
+            if side.scheduler is not worker:
+                side.scheduler.close()
             summaries[side.name] = summarize(side.records)
             summaries[side.name]["background_prefills"] = len(side.prefills)
             records += [{**asdict(r), "replay": "typing"} for r in side.records]
