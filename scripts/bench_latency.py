@@ -163,6 +163,10 @@ class Side:
         self.scheduler = worker
         self.settings = Settings()
         self.prefill = prefill
+        # Wren's server goes on prefilling a place whose request the editor cancelled. Not
+        # for the peer: llama-cpp-python evaluates a prompt in one uninterruptible call, so a
+        # background prefill there would hold up the next request for the whole prompt.
+        self.prefill_on_cancel = prefill and backend_can_pause(backend)
         self.stats = SimpleNamespace(last_request_at={}, typing_interval={})
         self.records: list[Record] = []
         self.prefills: list[float] = []
@@ -204,6 +208,8 @@ class Side:
         except asyncio.CancelledError:
             if cancel is not None:
                 cancel.cancel("cancelled by the editor")
+            if self.prefill_on_cancel:
+                self.background_prefill(snapshot)  # as the server's handler does
             return
         except GenerationCancelled:
             return
@@ -309,6 +315,13 @@ def replay(sides: list[Side], positions: list[Position]) -> None:
 
 
 # -- measurements around the replay --------------------------------------------------------
+
+
+def backend_can_pause(backend: Any) -> bool:
+    """Wren's backend stops a prefill between chunks; the peer's runs a prompt in one call."""
+    from wren.model.generation import TransformersBackend
+
+    return isinstance(backend, TransformersBackend)
 
 
 def inference_worker() -> Any:

@@ -137,6 +137,28 @@ async def prefills_reach(client: LanguageClient, count: int) -> None:
     raise AssertionError(f"background prefill #{count} never finished")
 
 
+async def test_a_cancelled_request_keeps_prefilling_its_place(client: LanguageClient) -> None:
+    """The editor cancels a request when the user types on; the place's prompt goes on being
+    computed in the background, so the next request there finds it in the KV cache. Without
+    that, a cold place in a large file advanced only between a request and the next key."""
+    lines = [f"reading_{i} = sample_channel(port={i % 5}, scale={i})" for i in range(400)]
+    lines[150] = ""
+    body = "\n".join(lines) + "\n"
+    before = (await status(client))["stats"]["prefills"]
+    uri = open_doc(client, body)
+    # At once: the request cancels didOpen's prefill (the end of the file, another window).
+    msg_id, fut = inline_request(client, uri, 150, 0)
+    await asyncio.sleep(0.3)  # mid-prefill of a ~1,000-token window
+    cancel_request(client, msg_id)
+    assert (await outcome(fut)) == ("error", REQUEST_CANCELLED)
+    await prefills_reach(client, before + 1)
+    await inline(client, uri, 150, 0)
+    details = await last_details(client, uri)
+    assert details["source"] == "model", details
+    assert details["prompt_tokens"] > 600, details
+    assert details["cached_tokens"] >= details["prompt_tokens"] - 2, details
+
+
 async def test_cursor_pause_prefills_the_kv_cache(client: LanguageClient) -> None:
     # Long enough that the prompt window for line 200 starts far from the end-of-file
     # window that didOpen prefills: only the cursor notification can make it warm.

@@ -88,7 +88,7 @@ def test_rows_are_bit_identical_whatever_the_batch_and_threads() -> None:
     layer = Q4Linear.from_weight(grid_weight(53, 576, seed=2))  # 53: tiles and a remainder
     head = Int8Linear(torch.randn(53, 576))
     assert layer is not None
-    x = torch.randn(13, 576)  # odd: pairs of rows and a single one
+    x = torch.randn(13, 576)  # a group of eight (prefill), pairs and a single row
     norm = torch.rand(576) + 0.5
     before = torch.get_num_threads()
     try:

@@ -13,7 +13,7 @@ from wren.engine.completion import CompletionDetails, CompletionOutcome
 from wren.engine.scheduler import INTERACTIVE
 from wren.errors import GenerationCancelled, GenerationError
 from wren.lsp.server import WrenServer
-from wren.lsp.sync import fs_path
+from wren.lsp.sync import fs_path, schedule_prefill
 from wren.types import Snapshot
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,12 @@ def register(server: WrenServer) -> None:
             cancel.cancel("cancelled by the editor")
             details.decision, details.reason = "cancelled", "cancelled by the editor"
             ls.stats.cancelled += 1
+            # The editor cancels because the user typed on at this place. Keep computing its
+            # prompt in the background until the next request comes (that request cancels
+            # background work and goes on from where it stopped): otherwise a cold place in a
+            # large file advances only in the moments between a request and the next key,
+            # and the first answer there still owes most of its prefill.
+            schedule_prefill(ls, uri, offset)
             raise
         except GenerationCancelled as err:
             details.decision, details.reason = "cancelled", str(err)

@@ -32,6 +32,10 @@ namespace {
 
 constexpr int64_t QK = 32;    // block of inputs sharing one scale (weights and activations)
 constexpr int64_t TILE = 16;  // output rows per parallel task
+// Prefill chunks: 8 input rows against 2 output rows at a time share each weight unpack
+// (1,024-token prefill 416 -> 488 tokens/s against 2 x 4; 4 x 4: 467, 16 x 1: 460, 8 x 4: 438).
+constexpr int PREFILL_ROWS = 8;
+constexpr int PREFILL_OUT = 2;
 
 // Each 32-block of each row of x: int8 values, their scale, and the float sum of the block
 // (the Q4_1 zero point multiplies the plain sum of the activations).
@@ -395,7 +399,7 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   float* op = out.data_ptr<float>();
   const int64_t rb = k / 2;
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> sc(static_cast<size_t>(2 * 4 * nb));
+    std::vector<float> sc(static_cast<size_t>(PREFILL_ROWS * 4 * nb));
     float* s = sc.data();
     std::vector<float> z_task;
     const float* z = z_shared.data();
@@ -407,10 +411,11 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
     // X input rows (starting at i) against output rows r0..r1: 4 at a time, then one by one.
     auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
       constexpr int X = decltype(x_rows)::value;
+      constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : 4;
       const int64_t xo = i * k, bo = i * nb;
       int64_t r = r0;
-      for (; r + 4 <= r1; r += 4) {
-        q4_tile<X, 4>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
+      for (; r + RW <= r1; r += RW) {
+        q4_tile<X, RW>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
                       k, s, op + i * n + r, n);
       }
       for (; r < r1; ++r) {
@@ -421,6 +426,9 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * TILE, r1 = std::min(n, r0 + TILE);
       int64_t i = 0;
+      for (; i + PREFILL_ROWS <= m; i += PREFILL_ROWS) {
+        rows(std::integral_constant<int, PREFILL_ROWS>{}, i, r0, r1);
+      }
       for (; i + 2 <= m; i += 2) rows(std::integral_constant<int, 2>{}, i, r0, r1);
       for (; i < m; ++i) rows(std::integral_constant<int, 1>{}, i, r0, r1);
       if (low_rank.active()) low_rank.add(z, op, m, n, r0, r1);
