@@ -63,6 +63,18 @@ void quantize_rows(const float* x, int64_t m, int64_t k, T* xq, float* xd, float
   }
 }
 
+// A decode step streams ~95 MB of weights from memory with little work per byte: asking for
+// rows ahead keeps loads in flight while the current rows are multiplied. Measured on a decode
+// step over 1,000 cached tokens, 2 threads, alternating builds (2026-11-28): the 8-bit head
+// 1.9-2.0 -> 0.8-1.0 ms with 256 rows ahead (~144 KB; 128 rows: no steady gain), the 4-bit
+// layers 4.5-4.7 -> 4.1-4.2 ms with 16 rows ahead (32: no gain); the whole step 10.1 -> 8.5 ms.
+constexpr int64_t PREFETCH_Q4_ROWS = 16;
+constexpr int64_t PREFETCH_Q8_ROWS = 256;
+inline void prefetch_bytes(const void* p, int64_t bytes) {
+  const char* c = static_cast<const char*>(p);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+}
+
 inline float hsum(__m256 v) {
   __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
@@ -415,6 +427,11 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       const int64_t xo = i * k, bo = i * nb;
       int64_t r = r0;
       for (; r + RW <= r1; r += RW) {
+        if (r + PREFETCH_Q4_ROWS + RW <= n) {
+          prefetch_bytes(qp + (r + PREFETCH_Q4_ROWS) * rb, RW * rb);
+          prefetch_bytes(dp + (r + PREFETCH_Q4_ROWS) * nb, RW * nb * 2);
+          prefetch_bytes(mp + (r + PREFETCH_Q4_ROWS) * nb, RW * nb * 2);
+        }
         q4_tile<X, RW>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
                       k, s, op + i * n + r, n);
       }
@@ -464,6 +481,9 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
         float* oi = op + i * n;
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
+          if (r + PREFETCH_Q8_ROWS + 4 <= n) {
+            prefetch_bytes(wp + (r + PREFETCH_Q8_ROWS) * k, 4 * k);
+          }
           q8_rows<4>(wp + r * k, k, nb, xqi, xdi, tmp);
           for (int j = 0; j < 4; ++j) oi[r + j] = tmp[j] * sp[r + j];
         }
