@@ -420,7 +420,8 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       low_rank.fill(xf, k, 0, m, t0 * TILE, std::min(n, t1 * TILE), z_task.data());
       z = z_task.data();
     }
-    // X input rows (starting at i) against output rows r0..r1: 4 at a time, then one by one.
+    // X input rows (starting at i) against output rows r0..r1: RW at a time (4; PREFILL_OUT for
+    // a group of PREFILL_ROWS), then one by one. Weight rows a little ahead are prefetched.
     auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
       constexpr int X = decltype(x_rows)::value;
       constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : 4;
