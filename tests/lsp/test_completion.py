@@ -148,7 +148,7 @@ async def test_a_cancelled_request_keeps_prefilling_its_place(client: LanguageCl
     uri = open_doc(client, body)
     # At once: the request cancels didOpen's prefill (the end of the file, another window).
     msg_id, fut = inline_request(client, uri, 150, 0)
-    await asyncio.sleep(0.3)  # mid-prefill of a ~1,000-token window
+    await asyncio.sleep(0.1)  # mid-prefill of a ~1,000-token window (or before it starts)
     cancel_request(client, msg_id)
     assert (await outcome(fut)) == ("error", REQUEST_CANCELLED)
     await prefills_reach(client, before + 1)
