@@ -7,6 +7,9 @@ the same tokens. A damaged file is rebuilt; a model with an adapter merged is ne
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +71,36 @@ def test_a_model_with_an_adapter_is_not_cached(cache_file: Path) -> None:
     loaded.adapter = "tuned on some workspace"  # what tune.adapters.apply_adapter records
     TransformersBackend(loaded)
     assert not cache_file.exists()
+
+
+def test_without_the_kernels_a_second_start_warms_up_and_decodes_the_same(tmp_path: Path) -> None:
+    """A machine without the AVX2 kernels (another CPU, or not built yet) caches torch's
+    layout; the next start builds the decoder from that memory-mapped file and warms up
+    (a scoring pass over several rows). Run in a child process: the failure was a crash."""
+    target = tmp_path / "packed" / "model.safetensors"
+    code = f"""
+from pathlib import Path
+from wren.model import kernels, packed
+from wren.model.generation import TransformersBackend
+from wren.model.loading import load_model
+from wren.types import CancelToken, GenerationParams
+assert not kernels.available()
+packed.packed_file = lambda _key: Path({str(target)!r})
+params = GenerationParams(max_new_tokens=24, time_budget_s=60, stop_at_newline=False)
+def greedy(b):
+    return b.generate({PROMPT!r}, params, CancelToken(), cache_slot="t").text
+first = TransformersBackend(load_model("", lean_only=True))
+first.warm_up()
+want = greedy(first)
+again = load_model("", lean_only=True)
+assert again.model is None and again.lean is not None, "not built from the packed file"
+second = TransformersBackend(again)
+second.warm_up()
+assert greedy(second) == want and len(want) > 10, (greedy(second), want)
+print("ok")
+"""
+    env = {**os.environ, "WREN_KERNELS": "off"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -154,7 +154,12 @@ class Int8Linear(Linear):
 
     @classmethod
     def packed(cls, q: torch.Tensor, scale: torch.Tensor) -> Int8Linear:
+        """From the packed-decoder cache (memory-mapped). torch's own kernel gets copies:
+        `_weight_int8pack_mm` crashed the process (SIGSEGV) on the mapped weights for four or
+        more input rows (torch 2.13), which the warm-up's scoring pass runs; copies work."""
         head = cls.__new__(cls)
+        if scale.dtype != torch.float32:
+            q, scale = q.clone(), scale.clone()
         head._set(q, scale)
         return head
 
