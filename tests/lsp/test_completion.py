@@ -121,6 +121,24 @@ async def test_newer_request_supersedes_older(client: LanguageClient) -> None:
     assert results[0] == ("error", REQUEST_CANCELLED) or results[0][0] == "result", results
 
 
+async def test_the_newest_request_is_never_superseded_by_an_older_one(
+    client: LanguageClient,
+) -> None:
+    """While typing fast the server waits a little before each request (adaptive debounce),
+    and a later request can wait less: 0.05 s after a 0.1 s gap, 0.035 s after a 1 ms one. The
+    older request, submitted last, must not cancel the newer one: the newest is answered."""
+    uri = open_doc(client, PREFIX)
+    n = len(PREFIX.split("\n")) - 1
+    _, first = inline_request(client, uri, n, 8)
+    await asyncio.sleep(0.1)
+    _, older = inline_request(client, uri, n, 8)
+    await asyncio.sleep(0.001)
+    _, newest = inline_request(client, uri, n, 8)
+    assert (await outcome(newest))[0] == "result"
+    await outcome(first)
+    await outcome(older)
+
+
 async def test_no_completion_in_the_middle_of_a_word(client: LanguageClient) -> None:
     uri = open_doc(client, "result = compute_total(values)\n")
     items = items_of(await inline(client, uri, 0, 12))  # inside `compute_total`

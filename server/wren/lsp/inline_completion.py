@@ -94,8 +94,15 @@ def register(server: WrenServer) -> None:
         def job(cancel: object) -> CompletionOutcome:
             return engine.complete(snapshot, settings, cancel, details, root)  # type: ignore[arg-type]
 
+        ls.stats.newest_request[uri] = details.request_id
         if delay:
             await asyncio.sleep(delay)
+            if ls.stats.newest_request.get(uri) != details.request_id:
+                # A newer request for this document came while this one waited, and its shorter
+                # wait may have let it start first: submitting now would supersede the newest.
+                details.decision, details.reason = "cancelled", "superseded by a newer request"
+                ls.stats.cancelled += 1
+                raise asyncio.CancelledError(details.reason)
         future, cancel = ls.scheduler.submit(job, INTERACTIVE, key=f"complete:{uri}")
         ls.stats.completions += 1
         try:

@@ -151,6 +151,7 @@ class RequestStats:
     prefills: int = 0  # background prefills that finished
     last_request_at: dict[str, float] = field(default_factory=dict)
     typing_interval: dict[str, float] = field(default_factory=dict)
+    newest_request: dict[str, str] = field(default_factory=dict)  # uri -> newest completion id
 
 
 class WrenServer(LanguageServer):
