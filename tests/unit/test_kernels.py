@@ -123,11 +123,14 @@ def test_kernels_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @needs_cpu
-def test_decode_attention_matches_rope_and_sdpa_in_double_precision() -> None:
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_decode_attention_matches_rope_and_sdpa_in_double_precision(dtype: torch.dtype) -> None:
+    """float32 caches (the fp32 path) and half caches (the 4-bit path's default)."""
     assert kernels.available()
     g = torch.Generator().manual_seed(4)
     nh, nkv, hd, cap, pos, t = 9, 3, 64, 64, 37, 5
-    ck, cv = torch.randn(nkv, cap, hd, generator=g), torch.randn(nkv, cap, hd, generator=g)
+    ck = torch.randn(nkv, cap, hd, generator=g).to(dtype)
+    cv = torch.randn(nkv, cap, hd, generator=g).to(dtype)
     qkv = torch.randn(t, (nh + 2 * nkv) * hd, generator=g)
     cos, sin = torch.rand(t, hd, generator=g), torch.rand(t, hd, generator=g)
     want_k, want_v = ck.clone(), cv.clone()
@@ -136,8 +139,8 @@ def test_decode_attention_matches_rope_and_sdpa_in_double_precision() -> None:
     half = hd // 2
     qk = qkv[:, : (nh + nkv) * hd].view(t, nh + nkv, hd).transpose(0, 1)
     qk = qk * cos + torch.cat((-qk[..., half:], qk[..., :half]), dim=-1) * sin
-    want_k[:, pos : pos + t] = qk[nh:]
-    want_v[:, pos : pos + t] = qkv[:, (nh + nkv) * hd :].view(t, nkv, hd).transpose(0, 1)
+    want_k[:, pos : pos + t] = qk[nh:].to(dtype)  # rounded to nearest when half
+    want_v[:, pos : pos + t] = qkv[:, (nh + nkv) * hd :].view(t, nkv, hd).transpose(0, 1).to(dtype)
     assert torch.equal(ck, want_k) and torch.equal(cv, want_v)  # bit-identical cache writes
     rows = []
     for i in range(t):

@@ -525,11 +525,25 @@ inline void rope(const float* x, const float* c, const float* s, int64_t hd, flo
   for (int64_t d = half; d < hd; ++d) out[d] = x[d] * c[d] + x[d - half] * s[d];
 }
 
+// Keys and values are kept as float or as half (the default cache: half the bytes a decode
+// step reads at 1,000 positions); either way they are multiplied in float.
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline void store_kv(const float* x, int64_t n, float* out) { std::copy(x, x + n, out); }
+inline void store_kv(const float* x, int64_t n, uint16_t* out) {
+  for (int64_t d = 0; d < n; d += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + d),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + d), _MM_FROUND_TO_NEAREST_INT));
+  }
+}
+
 // One decode position of one head: softmax(q . K[:len] * scale) . V[:len]. HD8 = head_dim / 8
 // vectors; four keys at a time for the scores and one accumulator per vector for the
 // weighted sum, so the multiply-adds don't wait on each other.
-template <int HD8>
-void attend_row(const float* q, const float* k, const float* v, int64_t len, float scale,
+template <int HD8, typename KV>
+void attend_row(const float* q, const KV* k, const KV* v, int64_t len, float scale,
                 float* scores, float* out) {
   constexpr int64_t hd = HD8 * 8;
   __m256 qv[HD8];
@@ -539,9 +553,9 @@ void attend_row(const float* q, const float* k, const float* v, int64_t len, flo
   for (; j + 4 <= len; j += 4) {
     __m256 a[4];
     for (int u = 0; u < 4; ++u) {
-      a[u] = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k + (j + u) * hd));
+      a[u] = _mm256_mul_ps(qv[0], load8(k + (j + u) * hd));
       for (int d = 1; d < HD8; ++d) {
-        a[u] = _mm256_fmadd_ps(qv[d], _mm256_loadu_ps(k + (j + u) * hd + d * 8), a[u]);
+        a[u] = _mm256_fmadd_ps(qv[d], load8(k + (j + u) * hd + d * 8), a[u]);
       }
     }
     // Four horizontal sums at once: lanes of h hold the pairwise sums of a[0..3].
@@ -551,8 +565,8 @@ void attend_row(const float* q, const float* k, const float* v, int64_t len, flo
     for (int u = 0; u < 4; ++u) mx = std::max(mx, scores[j + u]);
   }
   for (; j < len; ++j) {
-    __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(k + j * hd));
-    for (int d = 1; d < HD8; ++d) a = _mm256_fmadd_ps(qv[d], _mm256_loadu_ps(k + j * hd + d * 8), a);
+    __m256 a = _mm256_mul_ps(qv[0], load8(k + j * hd));
+    for (int d = 1; d < HD8; ++d) a = _mm256_fmadd_ps(qv[d], load8(k + j * hd + d * 8), a);
     scores[j] = hsum(a) * scale;
     mx = std::max(mx, scores[j]);
   }
@@ -576,61 +590,52 @@ void attend_row(const float* q, const float* k, const float* v, int64_t len, flo
   for (int64_t jj = 0; jj < len; ++jj) {
     const __m256 w = _mm256_set1_ps(scores[jj]);
     for (int d = 0; d < HD8; ++d) {
-      acc[d] = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + jj * hd + d * 8), acc[d]);
+      acc[d] = _mm256_fmadd_ps(w, load8(v + jj * hd + d * 8), acc[d]);
     }
   }
   const __m256 inv = _mm256_set1_ps(1.f / sum);
   for (int d = 0; d < HD8; ++d) _mm256_storeu_ps(out + d * 8, _mm256_mul_ps(acc[d], inv));
 }
 
-using AttendRow = void (*)(const float*, const float*, const float*, int64_t, float, float*,
-                           float*);
+template <typename KV>
+using AttendRow = void (*)(const float*, const KV*, const KV*, int64_t, float, float*, float*);
 
-AttendRow attend_row_for(int64_t hd) {
+template <typename KV>
+AttendRow<KV> attend_row_for(int64_t hd) {
   switch (hd) {
-    case 32: return attend_row<4>;
-    case 64: return attend_row<8>;
-    case 80: return attend_row<10>;
-    case 96: return attend_row<12>;
-    case 128: return attend_row<16>;
+    case 32: return attend_row<4, KV>;
+    case 64: return attend_row<8, KV>;
+    case 80: return attend_row<10, KV>;
+    case 96: return attend_row<12, KV>;
+    case 128: return attend_row<16, KV>;
     default: return nullptr;
   }
 }
 
 // Decode rows of one layer: RoPE on q and k of each of the t rows of qkv [t, (nh + 2 nkv) hd],
-// keys/values written into the layer's cache ck/cv [nkv, capacity, hd] at pos.., then each
-// row attends over exactly the positions up to its own. Each (row, head) is computed alone,
-// so a row's output is the same whatever t is (draft verification = one-token steps).
-at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& cv,
-                         const at::Tensor& cos_in, const at::Tensor& sin_in, int64_t pos,
-                         int64_t nh, int64_t nkv, double scale) {
-  const at::Tensor qkv = qkv_in.contiguous();
-  const at::Tensor cs = cos_in.contiguous(), sn = sin_in.contiguous();
-  TORCH_CHECK(qkv.scalar_type() == at::kFloat && ck.scalar_type() == at::kFloat &&
-                  cv.scalar_type() == at::kFloat && ck.is_contiguous() && cv.is_contiguous() &&
-                  ck.dim() == 3 && nh % nkv == 0,
-              "attend_decode: float32 tensors, contiguous caches [kv_heads, capacity, head_dim]");
-  const int64_t t = qkv.size(0), hd = ck.size(2), cap = ck.size(1);
-  const AttendRow attend_row_hd = attend_row_for(hd);
+// keys/values written into the layer's cache ck/cv [nkv, capacity, hd] (float or half) at
+// pos.., then each row attends over exactly the positions up to its own. Each (row, head) is
+// computed alone, so a row's output is the same whatever t is (draft verification = one-token
+// steps).
+template <typename KV>
+at::Tensor attend_layer(const at::Tensor& qkv, KV* kp, KV* vp, int64_t cap, int64_t hd,
+                        const float* c, const float* s, int64_t pos, int64_t nh, int64_t nkv,
+                        double scale) {
+  const AttendRow<KV> attend_row_hd = attend_row_for<KV>(hd);
   TORCH_CHECK(attend_row_hd != nullptr, "attend_decode: head_dim must be 32/64/80/96/128");
-  TORCH_CHECK(qkv.size(1) == (nh + 2 * nkv) * hd && pos + t <= cap &&
-                  cs.size(0) == t && cs.size(1) == hd,
-              "attend_decode: shapes do not fit");
+  const int64_t t = qkv.size(0);
   const float* src = qkv.data_ptr<float>();
-  const float* c = cs.data_ptr<float>();
-  const float* s = sn.data_ptr<float>();
-  float* kp = ck.data_ptr<float>();
-  float* vp = cv.data_ptr<float>();
   at::Tensor q = at::empty({t, nh, hd}, qkv.options());
   float* qp = q.data_ptr<float>();
+  std::vector<float> rotated(static_cast<size_t>(hd));
   const int64_t width = (nh + 2 * nkv) * hd;
   for (int64_t i = 0; i < t; ++i) {
     const float* row = src + i * width;
     for (int64_t h = 0; h < nh; ++h) rope(row + h * hd, c + i * hd, s + i * hd, hd, qp + (i * nh + h) * hd);
     for (int64_t h = 0; h < nkv; ++h) {
-      rope(row + (nh + h) * hd, c + i * hd, s + i * hd, hd, kp + (h * cap + pos + i) * hd);
-      std::copy(row + (nh + nkv + h) * hd, row + (nh + nkv + h + 1) * hd,
-                vp + (h * cap + pos + i) * hd);
+      rope(row + (nh + h) * hd, c + i * hd, s + i * hd, hd, rotated.data());
+      store_kv(rotated.data(), hd, kp + (h * cap + pos + i) * hd);
+      store_kv(row + (nh + nkv + h) * hd, hd, vp + (h * cap + pos + i) * hd);
     }
   }
   at::Tensor out = at::empty({t, nh * hd}, qkv.options());
@@ -647,6 +652,33 @@ at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& c
     }
   });
   return out;
+}
+
+at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& cv,
+                         const at::Tensor& cos_in, const at::Tensor& sin_in, int64_t pos,
+                         int64_t nh, int64_t nkv, double scale) {
+  const at::Tensor qkv = qkv_in.contiguous();
+  const at::Tensor cs = cos_in.contiguous(), sn = sin_in.contiguous();
+  const bool half = ck.scalar_type() == at::kHalf;
+  TORCH_CHECK(qkv.scalar_type() == at::kFloat &&
+                  (ck.scalar_type() == at::kFloat || half) &&
+                  cv.scalar_type() == ck.scalar_type() && ck.is_contiguous() &&
+                  cv.is_contiguous() && ck.dim() == 3 && nh % nkv == 0,
+              "attend_decode: float32 rows, contiguous float32 or half caches "
+              "[kv_heads, capacity, head_dim]");
+  const int64_t t = qkv.size(0), hd = ck.size(2), cap = ck.size(1);
+  TORCH_CHECK(qkv.size(1) == (nh + 2 * nkv) * hd && pos + t <= cap && hd % 8 == 0 &&
+                  cs.size(0) == t && cs.size(1) == hd,
+              "attend_decode: shapes do not fit");
+  const float* c = cs.data_ptr<float>();
+  const float* s = sn.data_ptr<float>();
+  if (half) {
+    return attend_layer(qkv, reinterpret_cast<uint16_t*>(ck.data_ptr<at::Half>()),
+                        reinterpret_cast<uint16_t*>(cv.data_ptr<at::Half>()), cap, hd, c, s,
+                        pos, nh, nkv, scale);
+  }
+  return attend_layer(qkv, ck.data_ptr<float>(), cv.data_ptr<float>(), cap, hd, c, s, pos, nh,
+                      nkv, scale);
 }
 
 }  // namespace
