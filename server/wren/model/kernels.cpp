@@ -63,13 +63,13 @@ void quantize_rows(const float* x, int64_t m, int64_t k, T* xq, float* xd, float
   }
 }
 
-// A decode step streams ~95 MB of weights from memory with little work per byte: asking for
-// rows ahead keeps loads in flight while the current rows are multiplied. Measured on a decode
-// step over 1,000 cached tokens, 2 threads, alternating builds (2026-11-28): the 8-bit head
-// 1.9-2.0 -> 0.8-1.0 ms with 256 rows ahead (~144 KB; 128 rows: no steady gain), the 4-bit
-// layers 4.5-4.7 -> 4.1-4.2 ms with 16 rows ahead (32: no gain); the whole step 10.1 -> 8.5 ms.
-constexpr int64_t PREFETCH_Q4_ROWS = 16;
-constexpr int64_t PREFETCH_Q8_ROWS = 256;
+// A decode step streams ~90 MB of weights from memory with little work per byte. Before the
+// rows of a microkernel call are multiplied, all their cache lines are requested at once, so
+// the loads are in flight together instead of one block after another. Measured in full decode
+// steps over 1,000 cached tokens (half keys/values), 2 threads, alternating builds
+// (2026-11-28): 8-bit head 1.24-1.37 ms, 4-bit layers 3.6-3.9 ms, step 6.8-7.5 ms; asking 4 rows
+// ahead instead: 1.8-1.9, 4.1-4.3, 8.3-8.7 ms; 256 (head) and 16 (layers) rows ahead, as
+// before: 1.7-1.95, 4.2-4.8, 8.0-9.0 ms; no prefetching at all: 1.8-2.5, 4.9-7.0, 8.8-11.8 ms.
 inline void prefetch_bytes(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
   for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
@@ -421,18 +421,16 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       z = z_task.data();
     }
     // X input rows (starting at i) against output rows r0..r1: RW at a time (4; PREFILL_OUT for
-    // a group of PREFILL_ROWS), then one by one. Weight rows a little ahead are prefetched.
+    // a group of PREFILL_ROWS), then one by one. Their weight bytes are requested first.
     auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
       constexpr int X = decltype(x_rows)::value;
       constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : 4;
       const int64_t xo = i * k, bo = i * nb;
       int64_t r = r0;
       for (; r + RW <= r1; r += RW) {
-        if (r + PREFETCH_Q4_ROWS + RW <= n) {
-          prefetch_bytes(qp + (r + PREFETCH_Q4_ROWS) * rb, RW * rb);
-          prefetch_bytes(dp + (r + PREFETCH_Q4_ROWS) * nb, RW * nb * 2);
-          prefetch_bytes(mp + (r + PREFETCH_Q4_ROWS) * nb, RW * nb * 2);
-        }
+        prefetch_bytes(qp + r * rb, RW * rb);
+        prefetch_bytes(dp + r * nb, RW * nb * 2);
+        prefetch_bytes(mp + r * nb, RW * nb * 2);
         q4_tile<X, RW>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
                       k, s, op + i * n + r, n);
       }
@@ -482,9 +480,7 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
         float* oi = op + i * n;
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
-          if (r + PREFETCH_Q8_ROWS + 4 <= n) {
-            prefetch_bytes(wp + (r + PREFETCH_Q8_ROWS) * k, 4 * k);
-          }
+          prefetch_bytes(wp + r * k, 4 * k);
           q8_rows<4>(wp + r * k, k, nb, xqi, xdi, tmp);
           for (int j = 0; j < 4; ++j) oi[r + j] = tmp[j] * sp[r + j];
         }
