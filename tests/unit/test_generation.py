@@ -243,6 +243,27 @@ def test_completion_cache_never_serves_a_stale_suggestion(
     assert back.source == "cache" and back.completion == suggestion
 
 
+def test_a_completion_tokenizes_its_prompt_once(
+    backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt builder counts the prompt's tokens; generation then reuses those ids."""
+    seen: list[str] = []
+    real = backend.tokenizer
+
+    class Counting:
+        def __call__(self, text: str, **kwargs: Any) -> Any:
+            seen.append(text)
+            return real(text, **kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    monkeypatch.setattr(backend, "tokenizer", Counting())
+    details = complete(CompletionEngine(backend, backend.card), CODE + "        # once\n")
+    assert details.source == "model", details.reason
+    assert seen and len(seen) == len(set(seen)), [len(t) for t in seen]
+
+
 def test_forward_passes_in_flight_are_counted_where_they_run(loaded: LoadedModel) -> None:
     """`max_forward_in_flight` (the server's `max_concurrent_generations`) is a measurement:
     two threads generating at once through a backend whose lock is taken away show 2; with

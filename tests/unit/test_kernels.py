@@ -4,7 +4,7 @@
 - 4-bit and 8-bit results match the de-quantized weights times the input;
 - every output row is bit-identical whatever the batch it was computed in and the number of
   threads (what keeps KV reuse and draft verification exact in the decoder);
-- the fused RMSNorm matches torch's;
+- the fused RMSNorm and SwiGLU match torch's;
 - the decoder's layers use them, and without them fall back to torch's kernels.
 """
 
@@ -80,6 +80,21 @@ def test_fused_norm_matches_torch_rms_norm() -> None:
     expect = F.rms_norm(x, (576,), norm, 1e-5)
     assert rel_err(layer.normed(x, norm, 1e-5), layer(expect)) < 1e-5
     assert rel_err(head.normed(x, norm, 1e-5), head(expect)) < 1e-5
+
+
+@needs_cpu
+def test_fused_swiglu_matches_silu_times_up() -> None:
+    """`down.glu(gate_up)`: the kernel computes silu(gate) * up before its matmul."""
+    assert kernels.available()
+    layer = Q4Linear.from_weight(grid_weight(48, 256, seed=2))
+    assert layer is not None and layer.fast
+    gate_up = torch.randn(5, 512) * 3
+    expect = layer(F.silu(gate_up[:, :256]) * gate_up[:, 256:])
+    got = layer.glu(gate_up)
+    assert got.shape == expect.shape
+    assert rel_err(got, expect) < 1e-5
+    # Not a plain matmul of either half: the product is what goes in.
+    assert rel_err(layer(gate_up[:, 256:]), expect) > 0.1
 
 
 @needs_cpu

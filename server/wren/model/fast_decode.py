@@ -48,6 +48,11 @@ class Linear:
         """self(RMSNorm(x) * norm): the AVX2 kernels fuse the norm into the matmul."""
         return self(F.rms_norm(x, (x.shape[-1],), norm, eps))
 
+    def glu(self, gate_up: torch.Tensor) -> torch.Tensor:
+        """self(silu(gate) * up) for the fused gate/up output: the MLP's down projection."""
+        inter = gate_up.shape[1] // 2
+        return self(F.silu(gate_up[:, :inter]) * gate_up[:, inter:])
+
 
 class DenseLinear(Linear):
     """fp32 weights stored transposed: `x @ Wt` streams memory ~1.4x faster than F.linear here
@@ -122,6 +127,12 @@ class Q4Linear(Linear):
         if not self.fast:
             return super().normed(x, norm, eps)
         y = torch.ops.wren.q4_linear(x, *self.tensors, norm, eps)
+        return y + self.bias if self.bias is not None else y
+
+    def glu(self, gate_up: torch.Tensor) -> torch.Tensor:
+        if not self.fast:
+            return super().glu(gate_up)
+        y = torch.ops.wren.q4_linear(gate_up, *self.tensors, glu=True)
         return y + self.bias if self.bias is not None else y
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -688,9 +699,7 @@ class LeanModel:
                 )
                 attn = heads[0].transpose(0, 1).reshape(t, qs)
             x = x + layer.o(attn)
-            gu = layer.gate_up.normed(x, layer.ln2, eps)
-            inter = gu.shape[1] // 2
-            x = x + layer.down(F.silu(gu[:, :inter]) * gu[:, inter:])
+            x = x + layer.down.glu(layer.gate_up.normed(x, layer.ln2, eps))
         cache.length = end
         if not all_logits:
             x = x[-1:]
