@@ -164,6 +164,48 @@ def test_drafts_are_accepted_on_repetitive_code(spec_backend: TransformersBacken
         spec_backend.speculative = True
 
 
+def test_a_one_line_completion_drafts_nothing_past_the_line_end(
+    spec_backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = spec_backend
+    line = b.tokenize(" = compute_value(table, 12, scale=2)\n    table[13] =")
+    cut_at = next(i for i in range(len(line)) if "\n" in b.detokenize(line[: i + 1]))
+    assert 0 < cut_at < len(line) - 1
+    assert b._up_to_line_end([], line) == line[: cut_at + 1]
+    # A completion may start with a line break (the body of a block): that one does not end it.
+    block = b.tokenize("\n        return table\n    x =")
+    first = b._up_to_line_end([], block)
+    assert first == block[: len(first)] and len(first) < len(block)
+    assert b.detokenize(first).count("\n") == 2  # cut at the second line break
+    # A whole generation: the repetitive table drafts its next rows, but the drafts of a
+    # one-line completion stop at the line's end; the text is plain greedy's.
+    feeds: list[list[int]] = []
+    forward = b._forward
+
+    def spy(ids: list[int], *args: Any, **kwargs: Any) -> Any:
+        feeds.append(list(ids))
+        return forward(ids, *args, **kwargs)
+
+    monkeypatch.setattr(b, "_forward", spy)
+    rows = "".join(f"    table[{i}] = compute_value(table, {i}, scale=2)\n" for i in range(12))
+    prompt = "<filename>table.py\ndef fill(table):\n" + rows + "    table[12] ="
+    params = GenerationParams(
+        max_new_tokens=40, time_budget_s=120.0, lookup_text=prompt, stop_at_newline=True
+    )
+    got = b.generate(prompt, params, CancelToken(), cache_slot=None)
+    assert got.text.startswith(" compute_value(table, 12") and getattr(got, "accepted", 0) > 0
+    passes = feeds[-getattr(got, "passes", 0) :]  # after the prompt's prefill
+    assert any(len(f) > 2 for f in passes)  # drafts were verified
+    for feed in passes:  # [the next token, *draft]: only a draft's last token may end the line
+        assert "\n" not in b.detokenize(feed[1:-1]), b.detokenize(feed)
+    monkeypatch.undo()
+    b.speculative = False
+    try:
+        assert b.generate(prompt, params, CancelToken()).text == got.text
+    finally:
+        b.speculative = True
+
+
 def test_transformers_fallback_path_reuses_too(loaded: LoadedModel) -> None:
     hf = TransformersBackend(loaded, lean=False, speculative=False)
     assert hf.lean is None

@@ -440,6 +440,18 @@ class TransformersBackend:
                 self._lookup_memo.popitem(last=False)
         return index
 
+    def _up_to_line_end(self, out: list[int], draft: list[int]) -> list[int]:
+        """The draft up to the token that would end a one-line completion (as `emit` decides).
+
+        Lookup copies what followed an earlier occurrence, usually the newline and the next
+        line's indent too; each draft token costs a row in the verifying pass (~3 ms at a
+        1,000-token cache), and tokens past the line's end could never be used.
+        """
+        for i in range(len(draft)):
+            if "\n" in self.detokenize([*out, *draft[: i + 1]]).lstrip("\r\n \t"):
+                return draft[: i + 1]
+        return draft
+
     def _generate_locked(
         self,
         ids: list[int],
@@ -515,6 +527,8 @@ class TransformersBackend:
                 indexed_upto = len(slot.tokens)
                 room = min(draft_len, params.max_new_tokens - len(out))
                 draft = draft_tokens([*slot.tokens[-8:], next_id], indexes, room)
+                if draft and params.stop_at_newline:
+                    draft = self._up_to_line_end(out, draft)
             feed = [next_id, *draft]
             stats.passes += 1
             if not draft:
