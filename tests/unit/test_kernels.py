@@ -103,7 +103,7 @@ def test_rows_are_bit_identical_whatever_the_batch_and_threads() -> None:
     layer = Q4Linear.from_weight(grid_weight(53, 576, seed=2))  # 53: tiles and a remainder
     head = Int8Linear(torch.randn(53, 576))
     assert layer is not None
-    x = torch.randn(13, 576)  # a group of eight (prefill), pairs and a single row
+    x = torch.randn(13, 576)  # groups of eight (prefill) and four, then 3, 2 or 1 rows
     norm = torch.rand(576) + 0.5
     before = torch.get_num_threads()
     try:
@@ -117,6 +117,8 @@ def test_rows_are_bit_identical_whatever_the_batch_and_threads() -> None:
             assert torch.equal(batch, alone)
             assert torch.equal(batch[1:], shifted)
             assert torch.equal(batch, threaded)
+            for size in (2, 3, 6, 7):  # 4 + 2 and 4 + 3 rows: draft verification's shapes
+                assert torch.equal(op(x[:size]), batch[:size])
     finally:
         torch.set_num_threads(before)
 
