@@ -145,7 +145,7 @@ def test_decode_attention_matches_rope_and_sdpa_in_double_precision(dtype: torch
     """float32 caches (the fp32 path) and half caches (the 4-bit path's default)."""
     assert kernels.available()
     g = torch.Generator().manual_seed(4)
-    nh, nkv, hd, cap, pos, t = 9, 3, 64, 160, 126, 5  # keys over three blocks of 64
+    nh, nkv, hd, cap, pos, t = 9, 3, 64, 160, 126, 5  # 127..131 keys: every tail length
     ck = torch.randn(nkv, cap, hd, generator=g).to(dtype)
     cv = torch.randn(nkv, cap, hd, generator=g).to(dtype)
     qkv = torch.randn(t, (nh + 2 * nkv) * hd, generator=g)
@@ -167,8 +167,7 @@ def test_decode_attention_matches_rope_and_sdpa_in_double_precision(dtype: torch
         out = F.scaled_dot_product_attention(q, k, v, scale=0.125, enable_gqa=True)
         rows.append(out[0].transpose(0, 1).reshape(1, nh * hd))
     assert rel_err(got, torch.cat(rows).float()) < 1e-5
-    # Row i alone, after rows < i were written, gives the same bits as in the batch (rows
-    # 126..130: the batch's key blocks end at 128, inside it).
+    # Row i alone, after rows < i were written, gives the same bits as in the batch.
     for i in range(t):
         ck2, cv2 = want_k.clone(), want_v.clone()
         alone = torch.ops.wren.attend_decode(
