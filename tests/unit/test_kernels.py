@@ -174,3 +174,15 @@ def test_decode_attention_matches_rope_and_sdpa_in_double_precision(dtype: torch
             qkv[i : i + 1], ck2, cv2, cos[i : i + 1], sin[i : i + 1], pos + i, nh, nkv, 0.125
         )
         assert torch.equal(alone, got[i : i + 1]), i
+
+
+def test_vnni_is_built_only_for_a_cpu_that_has_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build adds AVX-512 VNNI where /proc/cpuinfo lists it, and is keyed by its flags, so a
+    cache shared with an AVX2-only machine never hands that machine a VNNI library."""
+    avx2 = {"avx2", "fma", "f16c"}
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: avx2)
+    plain, plain_dir = kernels.cflags(), kernels.build_dir()
+    assert plain == kernels.CFLAGS
+    monkeypatch.setattr(kernels, "cpu_flags", lambda: avx2 | {"avx512_vnni", "avx512vl"})
+    assert kernels.cflags() == kernels.CFLAGS + kernels.VNNI_CFLAGS
+    assert kernels.build_dir() != plain_dir

@@ -134,7 +134,11 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
         const int16_t* y = xq + i * k + b * QK;
         const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
         const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 16));
+#ifdef __AVX512VNNI__  // built with VNNI where the CPU has it (kernels.py): the same sums
+        const __m256i p = _mm256_dpwssd_epi32(_mm256_madd_epi16(lo, y0), hi, y1);
+#else
         const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(lo, y0), _mm256_madd_epi16(hi, y1));
+#endif
         acc[i][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + (i * R + r) * nb + b),
                                     _mm256_cvtepi32_ps(p), acc[i][r]);
       }

@@ -27,27 +27,43 @@ SOURCE = Path(__file__).with_name("kernels.cpp")
 CFLAGS = ["-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off", "-fopenmp"]
 LDFLAGS = ["-fopenmp"]
 REQUIRED_CPU_FLAGS = ("avx2", "fma", "f16c")
+# AVX-512 VNNI at 256 bits (AMD Zen 4, Intel Ice Lake and later): the 4-bit dot products' two
+# multiply-adds and their sum become two instructions instead of three, with the same integer
+# results (outputs bit-identical to the AVX2 build). 1,024-token prefill 474 -> 505-512
+# tokens/s here (2026-11-28). Only for a CPU that has it: the build is keyed by its flags.
+VNNI_CPU_FLAGS = ("avx512_vnni", "avx512vl")  # as /proc/cpuinfo spells them
+VNNI_CFLAGS = ["-mavx512vnni", "-mavx512vl"]
 
 _state: dict[str, bool] = {}
 
 
-def cpu_supported() -> bool:
-    """True when this CPU has the instructions the kernels use (x86-64 with AVX2, FMA, F16C)."""
+def cpu_flags() -> set[str]:
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
-        return False
+        return set()
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            return all(f in flags for f in REQUIRED_CPU_FLAGS)
-    return False
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def cpu_supported() -> bool:
+    """True when this CPU has the instructions the kernels use (x86-64 with AVX2, FMA, F16C)."""
+    flags = cpu_flags()
+    return all(f in flags for f in REQUIRED_CPU_FLAGS)
+
+
+def cflags() -> list[str]:
+    """The compiler flags for this CPU: AVX2, plus VNNI where it has it."""
+    flags = cpu_flags()
+    return CFLAGS + (VNNI_CFLAGS if all(f in flags for f in VNNI_CPU_FLAGS) else [])
 
 
 def build_dir() -> Path:
     key = hashlib.sha256()
     key.update(SOURCE.read_bytes())
-    key.update(" ".join(CFLAGS).encode())
+    key.update(" ".join(cflags()).encode())
     key.update(torch.__version__.encode())
     key.update(sys.version.encode())
     return cache_root() / "kernels" / key.hexdigest()[:16]
@@ -70,7 +86,7 @@ def build() -> Path:
     cpp_extension.load(
         name="wren_kernels",
         sources=[str(SOURCE)],
-        extra_cflags=CFLAGS,
+        extra_cflags=cflags(),
         extra_ldflags=LDFLAGS,
         build_directory=str(out),
         is_python_module=False,
