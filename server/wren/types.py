@@ -76,6 +76,11 @@ class GenerationParams:
     # Text whose n-grams the decoder may draft from (prompt-lookup speculative decoding).
     lookup_text: str = ""
 
+    def ends_line(self, text: str) -> bool:
+        """In single-line mode: the text so far has a line break after content (a leading one
+        opens a block and does not end the completion)."""
+        return self.stop_at_newline and "\n" in text.lstrip("\r\n \t")
+
 
 @dataclass
 class GenerationResult:

@@ -168,13 +168,14 @@ def test_a_one_line_completion_drafts_nothing_past_the_line_end(
     spec_backend: TransformersBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     b = spec_backend
+    one_line = GenerationParams(stop_at_newline=True)
     line = b.tokenize(" = compute_value(table, 12, scale=2)\n    table[13] =")
     cut_at = next(i for i in range(len(line)) if "\n" in b.detokenize(line[: i + 1]))
     assert 0 < cut_at < len(line) - 1
-    assert b._up_to_line_end([], line) == line[: cut_at + 1]
+    assert b._up_to_line_end([], line, one_line) == line[: cut_at + 1]
     # A completion may start with a line break (the body of a block): that one does not end it.
     block = b.tokenize("\n        return table\n    x =")
-    first = b._up_to_line_end([], block)
+    first = b._up_to_line_end([], block, one_line)
     assert first == block[: len(first)] and len(first) < len(block)
     assert b.detokenize(first).count("\n") == 2  # cut at the second line break
     # A whole generation: the repetitive table drafts its next rows, but the drafts of a

@@ -348,7 +348,6 @@ class LeanModel:
         self.lm_head = lm_head
         self.n_heads, self.n_kv, self.head_dim = n_heads, n_kv, head_dim
         self.eps = eps
-        self.dtype = torch.float32
         self.weights = weights  # "fp32" | "q4" (4-bit layers, int8 head)
         self.q_size = n_heads * head_dim
         self.kv_size = n_kv * head_dim
@@ -589,8 +588,12 @@ class LeanModel:
         many bytes as the 4-bit weights; as half they fit in this CPU's L3 cache. llama.cpp keeps
         f16 keys/values by default too. The fp32 path stays exact against transformers.
         """
-        fast = self.head_dim in ATTEND_HEAD_DIMS and kernels.available()
-        return torch.float16 if fast and self.weights == "q4" else torch.float32
+        q4 = self.weights == "q4"
+        return torch.float16 if q4 and self.kernel_attention() else torch.float32
+
+    def kernel_attention(self) -> bool:
+        """Whether attention runs in the AVX2 kernel (built, and this head size is in it)."""
+        return self.head_dim in ATTEND_HEAD_DIMS and kernels.available()
 
     def new_cache(self) -> KVCache:
         return KVCache(len(self.layers), self.n_kv, self.head_dim, self.kv_dtype())
@@ -679,7 +682,7 @@ class LeanModel:
         eps = self.eps
         ck, cv = cache.k, cache.v
         # Every row goes through the AVX2 attention kernel when it's built (see above).
-        fast_attention = hd in ATTEND_HEAD_DIMS and kernels.available()
+        fast_attention = self.kernel_attention()
         if ck.dtype != torch.float32 and not fast_attention:
             raise RuntimeError("a half KV cache needs the attention kernel")
         for li, layer in enumerate(self.layers):

@@ -440,7 +440,9 @@ class TransformersBackend:
                 self._lookup_memo.popitem(last=False)
         return index
 
-    def _up_to_line_end(self, out: list[int], draft: list[int]) -> list[int]:
+    def _up_to_line_end(
+        self, out: list[int], draft: list[int], params: GenerationParams
+    ) -> list[int]:
         """The draft up to the token that would end a one-line completion (as `emit` decides).
 
         Lookup copies what followed an earlier occurrence, usually the newline and the next
@@ -448,7 +450,7 @@ class TransformersBackend:
         1,000-token cache), and tokens past the line's end could never be used.
         """
         for i in range(len(draft)):
-            if "\n" in self.detokenize([*out, *draft[: i + 1]]).lstrip("\r\n \t"):
+            if params.ends_line(self.detokenize([*out, *draft[: i + 1]])):
                 return draft[: i + 1]
         return draft
 
@@ -491,7 +493,7 @@ class TransformersBackend:
                 on_text(text)
             if any(s in text for s in params.stop):
                 return "stop"
-            if params.stop_at_newline and "\n" in text.lstrip("\r\n \t"):
+            if params.ends_line(text):
                 return "newline"
             if len(out) >= params.max_new_tokens:
                 return "max_tokens"
@@ -528,7 +530,7 @@ class TransformersBackend:
                 room = min(draft_len, params.max_new_tokens - len(out))
                 draft = draft_tokens([*slot.tokens[-8:], next_id], indexes, room)
                 if draft and params.stop_at_newline:
-                    draft = self._up_to_line_end(out, draft)
+                    draft = self._up_to_line_end(out, draft, params)
             feed = [next_id, *draft]
             stats.passes += 1
             if not draft:

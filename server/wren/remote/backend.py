@@ -265,7 +265,7 @@ class RemoteBackend:
                         finish = fin
                     if any(s in text for s in params.stop):
                         stop_reason = "stop"
-                    elif params.stop_at_newline and "\n" in text.lstrip("\r\n \t"):
+                    elif params.ends_line(text):
                         stop_reason = "newline"
                     if stop_reason:
                         break
