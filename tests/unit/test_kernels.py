@@ -103,11 +103,18 @@ def test_rows_are_bit_identical_whatever_the_batch_and_threads() -> None:
     layer = Q4Linear.from_weight(grid_weight(53, 576, seed=2))  # 53: tiles and a remainder
     head = Int8Linear(torch.randn(53, 576))
     assert layer is not None
-    x = torch.randn(13, 576)  # groups of eight (prefill) and four, then 3, 2 or 1 rows
     norm = torch.rand(576) + 0.5
     before = torch.get_num_threads()
+    # 13 rows: groups of eight (prefill) and four, then 3, 2 or 1 rows; norm, SwiGLU and
+    # quantizing split their rows over the threads in eights.
+    ops = (
+        (layer, torch.randn(13, 576)),
+        (head, torch.randn(13, 576)),
+        (lambda t: layer.normed(t, norm, 1e-5), torch.randn(13, 576)),
+        (layer.glu, torch.randn(13, 2 * 576) * 3),
+    )
     try:
-        for op in (layer, head, lambda t: layer.normed(t, norm, 1e-5)):
+        for op, x in ops:
             torch.set_num_threads(1)
             batch = op(x)
             alone = torch.cat([op(x[i : i + 1]) for i in range(len(x))])

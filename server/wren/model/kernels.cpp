@@ -39,32 +39,10 @@ constexpr int64_t TILE = 16;  // output rows per parallel task
 // cached tokens 20.8 -> 17.8 ms, 3 rows 13.3 -> 12.0 ms; 2026-11-28).
 constexpr int PREFILL_ROWS = 8;
 constexpr int PREFILL_OUT = 2;
-
-// Each 32-block of each row of x: int8 values, their scale, and the float sum of the block
-// (the Q4_1 zero point multiplies the plain sum of the activations).
-template <typename T, int QMAX>
-void quantize_rows(const float* x, int64_t m, int64_t k, T* xq, float* xd, float* xs) {
-  const int64_t nb = k / QK;
-  for (int64_t r = 0; r < m; ++r) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* src = x + r * k + b * QK;
-      float amax = 0.f;
-      float sum = 0.f;
-      for (int64_t i = 0; i < QK; ++i) {
-        amax = std::max(amax, std::fabs(src[i]));
-        sum += src[i];
-      }
-      const float d = amax / static_cast<float>(QMAX);
-      const float id = d > 0.f ? 1.f / d : 0.f;
-      T* dst = xq + r * k + b * QK;
-      for (int64_t i = 0; i < QK; ++i) {
-        dst[i] = static_cast<T>(std::nearbyint(src[i] * id));
-      }
-      xd[r * nb + b] = d;
-      xs[r * nb + b] = sum;
-    }
-  }
-}
+// Block scales per (input row, output row) pair in the 4-bit kernel's scratch: a constant
+// stride for inputs up to 64 blocks (2,048 values), so the kernel reaches every pair's scales
+// from one pointer instead of one register each (see q4_tile).
+constexpr int64_t SCALE_STRIDE = 64;
 
 // A decode step streams ~90 MB of weights from memory with little work per byte. Before the
 // rows of a microkernel call are multiplied, all their cache lines are requested at once, so
@@ -85,20 +63,110 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(lo);
 }
 
+inline float hmax(__m256 v) {
+  __m128 lo = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  lo = _mm_max_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_max_ss(lo, _mm_movehdup_ps(lo));
+  return _mm_cvtss_f32(lo);
+}
+
+// e^x (softmax scores minus their maximum; silu's e^-gate): 2^n * e^r with |r| <= ln2/2 and a
+// degree-6 polynomial for e^r (relative error ~1e-7); x is clamped to [-87, 88], inside float.
+inline __m256 exp_clamped(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.f)), _mm256_set1_ps(88.f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
+  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(n));
+}
+
+// Each 32-block of one row of x (block b written at dst + b * block_stride): its values rounded to T (to nearest, ties to even, as
+// std::nearbyint), their scale, and the float sum of the block (the Q4_1 zero point multiplies
+// the plain sum of the activations). Eight lanes at a time: rows are quantized once per matmul,
+// and one at a time they took ~7 % of a 64-row prefill matmul (2026-11-29).
+template <typename T, int QMAX>
+void quantize_row(const float* src, int64_t k, T* dst, int64_t block_stride, float* xd,
+                  float* xs) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t b = 0; b < k / QK; ++b) {
+    const float* x = src + b * QK;
+    __m256 v[4];
+    for (int u = 0; u < 4; ++u) v[u] = _mm256_loadu_ps(x + 8 * u);
+    const __m256 amax = _mm256_max_ps(
+        _mm256_max_ps(_mm256_and_ps(v[0], abs_mask), _mm256_and_ps(v[1], abs_mask)),
+        _mm256_max_ps(_mm256_and_ps(v[2], abs_mask), _mm256_and_ps(v[3], abs_mask)));
+    const float d = hmax(amax) / static_cast<float>(QMAX);
+    const __m256 id = _mm256_set1_ps(d > 0.f ? 1.f / d : 0.f);
+    __m256i q[4];
+    for (int u = 0; u < 4; ++u) q[u] = _mm256_cvtps_epi32(_mm256_mul_ps(v[u], id));
+    T* out = dst + b * block_stride;
+    if constexpr (sizeof(T) == 2) {
+      for (int u = 0; u < 4; u += 2) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * u),
+                            _mm256_permute4x64_epi64(_mm256_packs_epi32(q[u], q[u + 1]), 0xD8));
+      }
+    } else {
+      const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]),
+                                               _mm256_packs_epi32(q[2], q[3]));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                          _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+    xd[b] = d;
+    xs[b] = hsum(_mm256_add_ps(_mm256_add_ps(v[0], v[1]), _mm256_add_ps(v[2], v[3])));
+  }
+}
+
+// RMSNorm(row) * w into out: the sum of squares in double, four lanes at a time.
+inline void rms_norm_row(const float* row, const float* w, int64_t k, double eps, float* out) {
+  __m256d ss = _mm256_setzero_pd();
+  int64_t i = 0;
+  for (; i + 4 <= k; i += 4) {
+    const __m256d v = _mm256_cvtps_pd(_mm_loadu_ps(row + i));
+    ss = _mm256_add_pd(ss, _mm256_mul_pd(v, v));
+  }
+  double lanes[4];
+  _mm256_storeu_pd(lanes, ss);
+  double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  for (; i < k; ++i) sum += static_cast<double>(row[i]) * row[i];
+  const float inv = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(k) + eps));
+  const __m256 iv = _mm256_set1_ps(inv);
+  int64_t j = 0;
+  for (; j + 8 <= k; j += 8) {
+    _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(row + j), iv),
+                                            _mm256_loadu_ps(w + j)));
+  }
+  for (; j < k; ++j) out[j] = row[j] * inv * w[j];
+}
+
+// Rows per parallel task for the per-row work before a matmul (norm, SwiGLU, quantizing): a
+// decode step's one row, or a keystroke's few, stay on the calling thread.
+constexpr int64_t ROW_GRAIN = 8;
+
 // X input rows times R output rows of 4-bit weights. Row layout: for each block of 32 inputs,
 // 16 bytes where byte j holds q[j] (low nibble) and q[j + 16] (high nibble); the block's scale
-// d and minimum m are halves in separate [rows, blocks] arrays, so w = q * d + m.
+// d and minimum m are halves in separate [rows, blocks] arrays, so w = q * d + m. The X input
+// rows come interleaved by block (y: block b of row i at (b * X + i) * 32, see row_group), so
+// each block's inputs sit at fixed offsets from one pointer.
 //
 // Per (input row, output row) pair the work is always the same sequence: the block scales
-// d * dx (8 at a time, then one by one), the zero-point term sum(m * sum(x)) likewise, then
-// one fused multiply-add per block in block order. The microkernel shape (X, R) only decides
-// how many pairs share a weight unpack or an input load.
-template <int X, int R>
+// d * dx, the zero-point term sum(m * sum(x)) (8 blocks at a time, then one by one), then one
+// fused multiply-add per block in block order. The microkernel shape (X, R) only decides how
+// many pairs share a weight unpack or an input load.
+template <int X, int R, int64_t SC>
 inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, int64_t row_bytes,
-                    int64_t nb, const int16_t* xq, const float* xd, const float* xs, int64_t k,
-                    float* sc, float* out, int64_t out_stride) {
-  const __m128i mask = _mm_set1_epi8(0x0F);
-  __m256 acc[X][R];
+                    int64_t nb, const int16_t* y, const float* xd, const float* xs, float* sc,
+                    float* out, int64_t out_stride) {
+  // The pairs' block scales, SC floats apart (a constant: one pointer reaches them all).
+  const int64_t stride = SC > 0 ? SC : nb;
   float mterm[X][R];
   for (int i = 0; i < X; ++i) {
     for (int r = 0; r < R; ++r) {
@@ -106,7 +174,7 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
       const uint16_t* mm = mw + r * nb;
       const float* dx = xd + i * nb;
       const float* sx = xs + i * nb;
-      float* s = sc + (i * R + r) * nb;
+      float* s = sc + (i * R + r) * stride;
       __m256 mv = _mm256_setzero_ps();
       int64_t b = 0;
       for (; b + 8 <= nb; b += 8) {
@@ -121,32 +189,56 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
         mt += _cvtsh_ss(mm[b]) * sx[b];
       }
       mterm[i][r] = mt;
-      acc[i][r] = _mm256_setzero_ps();
     }
   }
+  __m256 acc[X][R];
+  for (int i = 0; i < X; ++i) {
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm256_setzero_ps();
+  }
+  const __m256i low = _mm256_set1_epi16(0x0F);
   for (int64_t b = 0; b < nb; ++b) {
+    // Each weight byte zero-extended to 16 bits holds both nibbles: q[j] and q[j + 16].
+    __m256i lo[R], hi[R];
     for (int r = 0; r < R; ++r) {
-      const __m128i raw =
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + r * row_bytes + b * 16));
-      const __m256i lo = _mm256_cvtepu8_epi16(_mm_and_si128(raw, mask));
-      const __m256i hi = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(raw, 4), mask));
-      for (int i = 0; i < X; ++i) {
-        const int16_t* y = xq + i * k + b * QK;
-        const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y));
-        const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y + 16));
+      const __m256i both = _mm256_cvtepu8_epi16(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs + r * row_bytes + b * 16)));
+      lo[r] = _mm256_and_si256(both, low);
+      hi[r] = _mm256_srli_epi16(both, 4);
+    }
+    const int16_t* yb = y + b * X * QK;
+    const float* s = sc + b;
+    for (int i = 0; i < X; ++i) {
+      const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + i * QK));
+      const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + i * QK + 16));
+      for (int r = 0; r < R; ++r) {
 #ifdef __AVX512VNNI__  // built with VNNI where the CPU has it (kernels.py): the same sums
-        const __m256i p = _mm256_dpwssd_epi32(_mm256_madd_epi16(lo, y0), hi, y1);
+        const __m256i p = _mm256_dpwssd_epi32(_mm256_madd_epi16(lo[r], y0), hi[r], y1);
 #else
-        const __m256i p = _mm256_add_epi32(_mm256_madd_epi16(lo, y0), _mm256_madd_epi16(hi, y1));
+        const __m256i p =
+            _mm256_add_epi32(_mm256_madd_epi16(lo[r], y0), _mm256_madd_epi16(hi[r], y1));
 #endif
-        acc[i][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(sc + (i * R + r) * nb + b),
-                                    _mm256_cvtepi32_ps(p), acc[i][r]);
+        acc[i][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + (i * R + r) * stride), _mm256_cvtepi32_ps(p),
+                                    acc[i][r]);
       }
     }
   }
   for (int i = 0; i < X; ++i) {
     for (int r = 0; r < R; ++r) out[i * out_stride + r] = hsum(acc[i][r]) + mterm[i][r];
   }
+}
+
+// The rows of a matmul's input go through the 4-bit kernel in groups: eights (prefill), then
+// a four, then the remaining 3, 2 or 1. Row r's group starts at row `start` and has `size` rows;
+// its quantized blocks are interleaved with the group's other rows (q4_tile's y).
+struct RowGroup {
+  int64_t start, size;
+};
+inline RowGroup row_group(int64_t m, int64_t r) {
+  const int64_t eights = m / PREFILL_ROWS * PREFILL_ROWS;
+  if (r < eights) return {r / PREFILL_ROWS * PREFILL_ROWS, PREFILL_ROWS};
+  const int64_t fours = eights + (m - eights) / 4 * 4;
+  if (r < fours) return {eights, 4};
+  return {fours, m - fours};
 }
 
 // R output rows of int8 weights (one scale per row, applied by the caller) against one row.
@@ -178,33 +270,43 @@ struct Quantized {
 // Quantize x to T per block of 32 (int8 for the 8-bit head, int16 for the 4-bit layers, whose
 // accuracy int8 activations cost: 94.4 vs 97.8 % greedy agreement with fp32), or
 // RMSNorm(x) * norm first when `norm` is given (the layer norm that precedes every matmul of
-// the decoder, fused here to save a pass and a call).
-template <typename T, int QMAX>
+// the decoder, fused here to save a pass and a call). GROUPED: the quantized rows are laid out
+// in the 4-bit kernel's row groups (row_group), else row after row.
+template <typename T, int QMAX, bool GROUPED>
 Quantized quantize(const at::Tensor& x, const std::optional<at::Tensor>& norm, double eps) {
   const int64_t m = x.size(0), k = x.size(1), nb = k / QK;
   const auto qtype = sizeof(T) == 1 ? at::kChar : at::kShort;
   Quantized q{at::empty({m, k}, x.options().dtype(qtype)), at::empty({m, nb}, x.options()),
               at::empty({m, nb}, x.options()), x};
   const float* src = x.data_ptr<float>();
-  at::Tensor normed;
+  at::Tensor w;
+  const float* wp = nullptr;
   if (norm.has_value() && norm->defined()) {
-    const at::Tensor w = norm->contiguous();
+    w = norm->contiguous();
     TORCH_CHECK(w.scalar_type() == at::kFloat && w.numel() == k, "norm weight must be float [in]");
-    normed = at::empty({m, k}, x.options());
-    const float* wp = w.data_ptr<float>();
-    float* dst = normed.data_ptr<float>();
-    for (int64_t r = 0; r < m; ++r) {
-      const float* row = src + r * k;
-      double ss = 0.0;
-      for (int64_t i = 0; i < k; ++i) ss += static_cast<double>(row[i]) * row[i];
-      const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(k) + eps));
-      for (int64_t i = 0; i < k; ++i) dst[r * k + i] = row[i] * inv * wp[i];
-    }
-    src = dst;
-    q.xf = normed;
+    q.xf = at::empty({m, k}, x.options());
+    wp = w.data_ptr<float>();
   }
-  quantize_rows<T, QMAX>(src, m, k, static_cast<T*>(q.xq.data_ptr()), q.xd.data_ptr<float>(),
-                         q.xs.data_ptr<float>());
+  float* normed = wp != nullptr ? q.xf.data_ptr<float>() : nullptr;
+  T* xq = static_cast<T*>(q.xq.data_ptr());
+  float* xd = q.xd.data_ptr<float>();
+  float* xs = q.xs.data_ptr<float>();
+  at::parallel_for(0, m, ROW_GRAIN, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* row = src + r * k;
+      if (normed != nullptr) {
+        rms_norm_row(row, wp, k, eps, normed + r * k);
+        row = normed + r * k;
+      }
+      if constexpr (GROUPED) {
+        const RowGroup g = row_group(m, r);
+        quantize_row<T, QMAX>(row, k, xq + g.start * k + (r - g.start) * QK, g.size * QK,
+                              xd + r * nb, xs + r * nb);
+      } else {
+        quantize_row<T, QMAX>(row, k, xq + r * k, QK, xd + r * nb, xs + r * nb);
+      }
+    }
+  });
   return q;
 }
 
@@ -215,11 +317,22 @@ at::Tensor swiglu(const at::Tensor& gu) {
   at::Tensor out = at::empty({m, k}, gu.options());
   const float* src = gu.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  for (int64_t r = 0; r < m; ++r) {
-    const float* g = src + r * 2 * k;
-    const float* u = g + k;
-    for (int64_t i = 0; i < k; ++i) dst[r * k + i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
-  }
+  const __m256 one = _mm256_set1_ps(1.f);
+  at::parallel_for(0, m, ROW_GRAIN, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* g = src + r * 2 * k;
+      const float* u = g + k;
+      float* o = dst + r * k;
+      int64_t i = 0;
+      for (; i + 8 <= k; i += 8) {
+        const __m256 gv = _mm256_loadu_ps(g + i);
+        const __m256 e = exp_clamped(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        _mm256_storeu_ps(o + i, _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)),
+                                              _mm256_loadu_ps(u + i)));
+      }
+      for (; i < k; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
+    }
+  });
   return out;
 }
 
@@ -415,7 +528,7 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   TORCH_CHECK(dw.scalar_type() == at::kHalf && dw.is_contiguous() && dw.numel() == n * nb &&
                   mw.scalar_type() == at::kHalf && mw.is_contiguous() && mw.numel() == n * nb,
               "q4 scales and minimums must be half [out, in/32]");
-  const Quantized q = quantize<int16_t, 32767>(x, norm, eps);
+  const Quantized q = quantize<int16_t, 32767, true>(x, norm, eps);
   const LowRank low_rank(lora_a, lora_b, lora_ends, k, n);
   const float* xf = q.xf.data_ptr<float>();
   const bool z_per_task = m <= 2;
@@ -436,7 +549,7 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   float* op = out.data_ptr<float>();
   const int64_t rb = k / 2;
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> sc(static_cast<size_t>(PREFILL_ROWS * 4 * nb));
+    std::vector<float> sc(static_cast<size_t>(PREFILL_ROWS * 4 * std::max(nb, SCALE_STRIDE)));
     float* s = sc.data();
     std::vector<float> z_task;
     const float* z = z_shared.data();
@@ -452,17 +565,23 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : X >= 3 ? 2 : 4;
       const int64_t xo = i * k, bo = i * nb;
       int64_t r = r0;
+      auto tile = [&](auto out_rows, int64_t r) {
+        constexpr int R = decltype(out_rows)::value;
+        if (nb <= SCALE_STRIDE) {
+          q4_tile<X, R, SCALE_STRIDE>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo,
+                                      xd + bo, xs + bo, s, op + i * n + r, n);
+        } else {
+          q4_tile<X, R, 0>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo,
+                           xs + bo, s, op + i * n + r, n);
+        }
+      };
       for (; r + RW <= r1; r += RW) {
         prefetch_bytes(qp + r * rb, RW * rb);
         prefetch_bytes(dp + r * nb, RW * nb * 2);
         prefetch_bytes(mp + r * nb, RW * nb * 2);
-        q4_tile<X, RW>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                      k, s, op + i * n + r, n);
+        tile(std::integral_constant<int, RW>{}, r);
       }
-      for (; r < r1; ++r) {
-        q4_tile<X, 1>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo, xs + bo,
-                      k, s, op + i * n + r, n);
-      }
+      for (; r < r1; ++r) tile(std::integral_constant<int, 1>{}, r);
     };
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t r0 = t * TILE, r1 = std::min(n, r0 + TILE);
@@ -490,7 +609,7 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
               "q8 weights must be int8 [out, in]");
   TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == n,
               "q8 scales must be float [out]");
-  const Quantized q = quantize<int8_t, 127>(x, norm, eps);
+  const Quantized q = quantize<int8_t, 127, false>(x, norm, eps);
   at::Tensor out = at::empty({m, n}, x.options());
   const int8_t* wp = w.data_ptr<int8_t>();
   const float* sp = scale.contiguous().data_ptr<float>();
@@ -519,25 +638,6 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
     }
   });
   return out;
-}
-
-// e^x for x <= 0 (softmax scores minus their maximum): 2^n * e^r with |r| <= ln2/2 and a
-// degree-6 polynomial for e^r (relative error ~1e-7).
-inline __m256 exp_neg(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.f));
-  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.f / 720);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.f));
-  const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(n));
 }
 
 // RoPE of one head (x * cos + rotate_half(x) * sin, the same products and sum as torch's
@@ -597,14 +697,14 @@ void attend_row(const float* q, const KV* k, const KV* v, int64_t len, float sca
   __m256 sv = _mm256_setzero_ps();
   j = 0;
   for (; j + 8 <= len; j += 8) {
-    const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(scores + j), mv));
+    const __m256 e = exp_clamped(_mm256_sub_ps(_mm256_loadu_ps(scores + j), mv));
     _mm256_storeu_ps(scores + j, e);
     sv = _mm256_add_ps(sv, e);
   }
   float sum = hsum(sv);
   for (; j < len; ++j) {
     float tail[8] = {scores[j] - mx, 0, 0, 0, 0, 0, 0, 0};
-    _mm256_storeu_ps(tail, exp_neg(_mm256_loadu_ps(tail)));
+    _mm256_storeu_ps(tail, exp_clamped(_mm256_loadu_ps(tail)));
     scores[j] = tail[0];
     sum += tail[0];
   }
