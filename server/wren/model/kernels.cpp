@@ -262,35 +262,48 @@ inline void q8_rows(const int8_t* w, int64_t k, int64_t nb, const int8_t* xq, co
   for (int r = 0; r < R; ++r) out[r] = hsum(acc[r]);
 }
 
+// Per-thread scratch memory that lives across calls: the quantized rows, the normed or SwiGLU
+// rows a call only reads, the kernel's block scales. A decode step makes ~120 matmul calls;
+// as tensors these were ~600 allocations a step. Each slot serves one purpose within a call.
+enum Scratch { QUANTIZED, ROW_SCALES, ROW_SUMS, ROWS_IN, BLOCK_SCALES, SCRATCH_SLOTS };
+
+template <typename T>
+T* scratch(Scratch slot, int64_t count) {
+  thread_local std::vector<char> buffers[SCRATCH_SLOTS];
+  std::vector<char>& buf = buffers[slot];
+  const size_t bytes = static_cast<size_t>(count) * sizeof(T) + 64;
+  if (buf.size() < bytes) buf.resize(bytes);
+  const uintptr_t p = reinterpret_cast<uintptr_t>(buf.data());
+  return reinterpret_cast<T*>((p + 63) & ~static_cast<uintptr_t>(63));  // cache-line aligned
+}
+
+template <typename T>
 struct Quantized {
-  at::Tensor xq, xd, xs;
-  at::Tensor xf;  // the float rows that were quantized: x, or RMSNorm(x) * norm
+  const T* xq;
+  const float *xd, *xs;
+  const float* xf;  // the float rows that were quantized: x, or RMSNorm(x) * norm
 };
 
-// Quantize x to T per block of 32 (int8 for the 8-bit head, int16 for the 4-bit layers, whose
-// accuracy int8 activations cost: 94.4 vs 97.8 % greedy agreement with fp32), or
+// Quantize x [m, k] to T per block of 32 (int8 for the 8-bit head, int16 for the 4-bit layers,
+// whose accuracy int8 activations cost: 94.4 vs 97.8 % greedy agreement with fp32), or
 // RMSNorm(x) * norm first when `norm` is given (the layer norm that precedes every matmul of
 // the decoder, fused here to save a pass and a call). GROUPED: the quantized rows are laid out
-// in the 4-bit kernel's row groups (row_group), else row after row.
+// in the 4-bit kernel's row groups (row_group), else row after row. The results are scratch.
 template <typename T, int QMAX, bool GROUPED>
-Quantized quantize(const at::Tensor& x, const std::optional<at::Tensor>& norm, double eps) {
-  const int64_t m = x.size(0), k = x.size(1), nb = k / QK;
-  const auto qtype = sizeof(T) == 1 ? at::kChar : at::kShort;
-  Quantized q{at::empty({m, k}, x.options().dtype(qtype)), at::empty({m, nb}, x.options()),
-              at::empty({m, nb}, x.options()), x};
-  const float* src = x.data_ptr<float>();
+Quantized<T> quantize(const float* src, int64_t m, int64_t k, const std::optional<at::Tensor>& norm,
+                      double eps) {
+  const int64_t nb = k / QK;
   at::Tensor w;
   const float* wp = nullptr;
   if (norm.has_value() && norm->defined()) {
     w = norm->contiguous();
     TORCH_CHECK(w.scalar_type() == at::kFloat && w.numel() == k, "norm weight must be float [in]");
-    q.xf = at::empty({m, k}, x.options());
     wp = w.data_ptr<float>();
   }
-  float* normed = wp != nullptr ? q.xf.data_ptr<float>() : nullptr;
-  T* xq = static_cast<T*>(q.xq.data_ptr());
-  float* xd = q.xd.data_ptr<float>();
-  float* xs = q.xs.data_ptr<float>();
+  float* normed = wp != nullptr ? scratch<float>(ROWS_IN, m * k) : nullptr;
+  T* xq = scratch<T>(QUANTIZED, m * k);
+  float* xd = scratch<float>(ROW_SCALES, m * nb);
+  float* xs = scratch<float>(ROW_SUMS, m * nb);
   at::parallel_for(0, m, ROW_GRAIN, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* row = src + r * k;
@@ -307,16 +320,15 @@ Quantized quantize(const at::Tensor& x, const std::optional<at::Tensor>& norm, d
       }
     }
   });
-  return q;
+  return {xq, xd, xs, normed != nullptr ? normed : src};
 }
 
 // silu(gate) * up for rows [m, 2k] of the fused gate/up output: the input of the MLP's down
-// projection, computed here to save the decoder three tensor ops and two allocations a layer.
-at::Tensor swiglu(const at::Tensor& gu) {
+// projection (scratch), computed here to save the decoder three tensor ops a layer.
+const float* swiglu(const at::Tensor& gu) {
   const int64_t m = gu.size(0), k = gu.size(1) / 2;
-  at::Tensor out = at::empty({m, k}, gu.options());
   const float* src = gu.data_ptr<float>();
-  float* dst = out.data_ptr<float>();
+  float* dst = scratch<float>(ROWS_IN, m * k);
   const __m256 one = _mm256_set1_ps(1.f);
   at::parallel_for(0, m, ROW_GRAIN, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
@@ -333,7 +345,7 @@ at::Tensor swiglu(const at::Tensor& gu) {
       for (; i < k; ++i) o[i] = g[i] / (1.f + std::exp(-g[i])) * u[i];
     }
   });
-  return out;
+  return dst;
 }
 
 void check_input(const at::Tensor& x) {
@@ -521,16 +533,17 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   check_input(x_in);
   TORCH_CHECK(!glu || (x_in.size(1) % (2 * QK) == 0 && !(norm.has_value() && norm->defined())),
               "q4_linear(glu=True) takes gate/up rows [m, 2 * in] and no norm");
-  const at::Tensor x = glu ? swiglu(x_in.contiguous()) : x_in.contiguous();
-  const int64_t m = x.size(0), k = x.size(1), n = qs.size(0), nb = k / QK;
+  const at::Tensor xc = x_in.contiguous();
+  const int64_t m = xc.size(0), k = glu ? xc.size(1) / 2 : xc.size(1), n = qs.size(0), nb = k / QK;
   TORCH_CHECK(qs.scalar_type() == at::kByte && qs.is_contiguous() && qs.size(1) * 2 == k,
               "q4 weights must be uint8 [out, in/2]");
   TORCH_CHECK(dw.scalar_type() == at::kHalf && dw.is_contiguous() && dw.numel() == n * nb &&
                   mw.scalar_type() == at::kHalf && mw.is_contiguous() && mw.numel() == n * nb,
               "q4 scales and minimums must be half [out, in/32]");
-  const Quantized q = quantize<int16_t, 32767, true>(x, norm, eps);
+  const float* x = glu ? swiglu(xc) : xc.data_ptr<float>();
+  const Quantized<int16_t> q = quantize<int16_t, 32767, true>(x, m, k, norm, eps);
   const LowRank low_rank(lora_a, lora_b, lora_ends, k, n);
-  const float* xf = q.xf.data_ptr<float>();
+  const float* xf = q.xf;
   const bool z_per_task = m <= 2;
   std::vector<float> z_shared;
   if (low_rank.active() && !z_per_task) {
@@ -539,18 +552,17 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       low_rank.fill(xf, k, i0, i1, 0, n, z_shared.data());
     });
   }
-  at::Tensor out = at::empty({m, n}, x.options());
+  at::Tensor out = at::empty({m, n}, xc.options());
   const uint8_t* qp = qs.data_ptr<uint8_t>();
   const uint16_t* dp = reinterpret_cast<const uint16_t*>(dw.data_ptr<at::Half>());
   const uint16_t* mp = reinterpret_cast<const uint16_t*>(mw.data_ptr<at::Half>());
-  const int16_t* xq = q.xq.data_ptr<int16_t>();
-  const float* xd = q.xd.data_ptr<float>();
-  const float* xs = q.xs.data_ptr<float>();
+  const int16_t* xq = q.xq;
+  const float* xd = q.xd;
+  const float* xs = q.xs;
   float* op = out.data_ptr<float>();
   const int64_t rb = k / 2;
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> sc(static_cast<size_t>(PREFILL_ROWS * 4 * std::max(nb, SCALE_STRIDE)));
-    float* s = sc.data();
+    float* s = scratch<float>(BLOCK_SCALES, PREFILL_ROWS * 4 * std::max(nb, SCALE_STRIDE));
     std::vector<float> z_task;
     const float* z = z_shared.data();
     if (low_rank.active() && z_per_task) {
@@ -609,12 +621,12 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
               "q8 weights must be int8 [out, in]");
   TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == n,
               "q8 scales must be float [out]");
-  const Quantized q = quantize<int8_t, 127, false>(x, norm, eps);
+  const Quantized<int8_t> q = quantize<int8_t, 127, false>(x.data_ptr<float>(), m, k, norm, eps);
   at::Tensor out = at::empty({m, n}, x.options());
   const int8_t* wp = w.data_ptr<int8_t>();
   const float* sp = scale.contiguous().data_ptr<float>();
-  const int8_t* xq = q.xq.data_ptr<int8_t>();
-  const float* xd = q.xd.data_ptr<float>();
+  const int8_t* xq = q.xq;
+  const float* xd = q.xd;
   float* op = out.data_ptr<float>();
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
     float tmp[4];
