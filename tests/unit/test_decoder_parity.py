@@ -88,3 +88,33 @@ def test_four_bit_argmax_agrees_with_fp32_as_documented(loaded: LoadedModel) -> 
     agreement = float((a == b).float().mean())
     assert agreement >= 0.97, agreement
     assert agreement < 1.0  # it is a 4-bit model: if this is 1.0, fp32 was compared with itself
+
+
+def test_the_one_call_layer_kernel_matches_the_python_layer_loop(loaded: LoadedModel) -> None:
+    """`decoder_layers` runs every layer in one kernel call; it must give the Python loop's bits
+    (logits and cache) for a chunked prompt and for decode steps."""
+    if not kernels.available():
+        pytest.skip("needs Wren's kernels")
+    with torch.inference_mode():
+        q4 = LeanModel.build(loaded.model)
+        fp32 = LeanModel.build(loaded.model, weights="fp32")
+    assert q4 is not None and fp32 is not None
+    assert q4.fused_layers() is not None
+    assert fp32.fused_layers() is None  # fp32 weights take the loop
+    ids = list(
+        loaded.tokenizer(inspect.getsource(json.decoder), add_special_tokens=False)["input_ids"]
+    )[:150]
+
+    def run() -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        cache = q4.new_cache()
+        with torch.inference_mode():
+            out = [q4.forward(ids[:64], cache, prompt=True), q4.forward(ids[64:147], cache)]
+            out += [q4.forward([tok], cache) for tok in ids[147:]]
+        return out, cache.k[:, :, :150].clone(), cache.v[:, :, :150].clone()
+
+    fused = run()
+    q4._layer_tensors = []  # the loop
+    assert q4.fused_layers() is None
+    loop = run()
+    assert all(torch.equal(a, b) for a, b in zip(fused[0], loop[0], strict=True))
+    assert torch.equal(fused[1], loop[1]) and torch.equal(fused[2], loop[2])

@@ -363,6 +363,23 @@ class LeanModel:
         self.scale = 1.0 / math.sqrt(head_dim)
         self.max_positions = max_positions
         self.rope_theta = rope_theta
+        self._layer_tensors: list[torch.Tensor] | None = None  # see fused_layers
+
+    def fused_layers(self) -> list[torch.Tensor] | None:
+        """Every layer's tensors for the one-call `decoder_layers` kernel, or None when some
+        layer can't go through it (not 4-bit with Wren's kernels, a bias, a tuned adapter)."""
+        if self._layer_tensors is None:
+            tensors: list[torch.Tensor] = []
+            for layer in self.layers:
+                linears = (layer.qkv, layer.o, layer.gate_up, layer.down)
+                q4 = [x for x in linears if isinstance(x, Q4Linear) and x.fast and x.bias is None]
+                if len(q4) < len(linears):
+                    tensors = []
+                    break
+                qkv, o, gate_up, down = (lin.tensors for lin in q4)
+                tensors += [*qkv, layer.ln1, *o, *gate_up, layer.ln2, *down]
+            self._layer_tensors = tensors
+        return self._layer_tensors or None
 
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step reads (for the memory-bandwidth bound)."""
@@ -685,7 +702,12 @@ class LeanModel:
         fast_attention = self.kernel_attention()
         if ck.dtype != torch.float32 and not fast_attention:
             raise RuntimeError("a half KV cache needs the attention kernel")
-        for li, layer in enumerate(self.layers):
+        fused = self.fused_layers() if fast_attention else None
+        if fused is not None:  # every layer in one kernel call: the loop below, in C++
+            x = torch.ops.wren.decoder_layers(
+                x, fused, ck, cv, cos, sin, pos, nh, nkv, self.scale, eps
+            )
+        for li, layer in enumerate(self.layers if fused is None else ()):
             qkv = layer.qkv.normed(x, layer.ln1, eps)
             if fast_attention:  # RoPE, cache write and attention in one kernel call
                 attn = torch.ops.wren.attend_decode(
