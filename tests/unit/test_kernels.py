@@ -148,11 +148,16 @@ def test_kernels_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @needs_cpu
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_decode_attention_matches_rope_and_sdpa_in_double_precision(dtype: torch.dtype) -> None:
-    """float32 caches (the fp32 path) and half caches (the 4-bit path's default)."""
+@pytest.mark.parametrize(("nh", "nkv"), [(9, 3), (14, 2), (4, 2)])
+def test_decode_attention_matches_rope_and_sdpa_in_double_precision(
+    dtype: torch.dtype, nh: int, nkv: int
+) -> None:
+    """float32 caches (the fp32 path) and half caches (the 4-bit path's default). Query heads
+    sharing a key/value head go through the kernel in threes: groups of 3 (the default model),
+    7 (3 + 3 + 1) and 2."""
     assert kernels.available()
     g = torch.Generator().manual_seed(4)
-    nh, nkv, hd, cap, pos, t = 9, 3, 64, 160, 126, 5  # 127..131 keys: every tail length
+    hd, cap, pos, t = 64, 160, 126, 5  # 127..131 keys: every tail length
     ck = torch.randn(nkv, cap, hd, generator=g).to(dtype)
     cv = torch.randn(nkv, cap, hd, generator=g).to(dtype)
     qkv = torch.randn(t, (nh + 2 * nkv) * hd, generator=g)
