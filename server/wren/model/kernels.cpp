@@ -32,8 +32,10 @@ namespace {
 
 constexpr int64_t QK = 32;    // block of inputs sharing one scale (weights and activations)
 constexpr int64_t TILE = 16;  // output rows per parallel task
-// Prefill chunks: 8 input rows against 2 output rows at a time share each weight unpack
-// (1,024-token prefill 416 -> 488 tokens/s against 2 x 4; 4 x 4: 467, 16 x 1: 460, 8 x 4: 438).
+// Prefill chunks: 8 input rows against 2 output rows at a time share each weight unpack. With
+// one pointer for the inputs and one for the scales (2026-11-29), a layer's four matmuls over
+// 64 rows ran at 91 GMAC/s as 8 x 2; 6 x 2: 88, 12 x 2: 86, 4 x 4: 70, 8 x 3: 63 (before that
+// change, 2 x 4 etc. reached 76 at best). A 1,024-token prefill went ~490 -> ~600 tokens/s.
 // Draft verification and a keystroke's few new prompt tokens (2-7 rows): groups of 4, then 3
 // or 2 rows, against 2 output rows (pairs and single rows before: a 5-row pass over 1,000
 // cached tokens 20.8 -> 17.8 ms, 3 rows 13.3 -> 12.0 ms; 2026-11-28).
@@ -160,7 +162,9 @@ constexpr int64_t ROW_GRAIN = 8;
 // Per (input row, output row) pair the work is always the same sequence: the block scales
 // d * dx, the zero-point term sum(m * sum(x)) (8 blocks at a time, then one by one), then one
 // fused multiply-add per block in block order. The microkernel shape (X, R) only decides how
-// many pairs share a weight unpack or an input load.
+// many pairs share a weight unpack or an input load. (Tried: the setup above with the R rows'
+// d and m converted once and each accumulator started from its zero-point lanes; the
+// layer's matmuls got 12-15 % slower, not faster, and the reason was not found.)
 template <int X, int R, int64_t SC>
 inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, int64_t row_bytes,
                     int64_t nb, const int16_t* y, const float* xd, const float* xs, float* sc,
