@@ -706,60 +706,23 @@ inline float softmax_numerators(float* scores, int64_t len, float mx) {
   return sum;
 }
 
-// One decode position of one head: softmax(q . K[:len] * scale) . V[:len]. HD8 = head_dim / 8
-// vectors; four keys at a time for the scores and one accumulator per vector for the
-// weighted sum, so the multiply-adds don't wait on each other. The query stays in registers;
-// attend_heads computes the same sums for several heads at once (prefill), where it can't.
-template <int HD8, typename KV>
-void attend_row(const float* q, const KV* k, const KV* v, int64_t len, float scale,
-                float* scores, int64_t /*score_stride*/, float* out) {
-  constexpr int64_t hd = HD8 * 8;
-  __m256 qv[HD8];
-  for (int d = 0; d < HD8; ++d) qv[d] = _mm256_loadu_ps(q + d * 8);
-  float mx = -INFINITY;
-  int64_t j = 0;
-  for (; j + 4 <= len; j += 4) {
-    __m256 a[4];
-    for (int u = 0; u < 4; ++u) {
-      a[u] = _mm256_mul_ps(qv[0], load8(k + (j + u) * hd));
-      for (int d = 1; d < HD8; ++d) {
-        a[u] = _mm256_fmadd_ps(qv[d], load8(k + (j + u) * hd + d * 8), a[u]);
-      }
-    }
-    // Four horizontal sums at once: lanes of h hold the pairwise sums of a[0..3].
-    const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
-    for (int u = 0; u < 4; ++u) mx = std::max(mx, scores[j + u]);
-  }
-  for (; j < len; ++j) {
-    __m256 a = _mm256_mul_ps(qv[0], load8(k + j * hd));
-    for (int d = 1; d < HD8; ++d) a = _mm256_fmadd_ps(qv[d], load8(k + j * hd + d * 8), a);
-    scores[j] = hsum(a) * scale;
-    mx = std::max(mx, scores[j]);
-  }
-  const float sum = softmax_numerators(scores, len, mx);
-  __m256 acc[HD8];
-  for (int d = 0; d < HD8; ++d) acc[d] = _mm256_setzero_ps();
-  for (int64_t jj = 0; jj < len; ++jj) {
-    const __m256 w = _mm256_set1_ps(scores[jj]);
-    for (int d = 0; d < HD8; ++d) {
-      acc[d] = _mm256_fmadd_ps(w, load8(v + jj * hd + d * 8), acc[d]);
-    }
-  }
-  const __m256 inv = _mm256_set1_ps(1.f / sum);
-  for (int d = 0; d < HD8; ++d) _mm256_storeu_ps(out + d * 8, _mm256_mul_ps(acc[d], inv));
-}
-
 // One decode position of G query heads that share a key/value head (consecutive in q and out):
-// softmax(q . K[:len] * scale) . V[:len] for each. Each key and value vector is loaded (and
-// converted from half) once for all G heads. Per head the operations and their order are fixed
+// softmax(q . K[:len] * scale) . V[:len] for each, HD8 = head_dim / 8 vectors. Four keys at a
+// time for the scores and one accumulator per vector for the weighted sum, so the multiply-adds
+// don't wait on each other. Each key and value vector is loaded (and converted from half) once
+// for all G heads. Per head the operations and their order are fixed
 // (four keys at a time for the scores, then single keys; the weighted sum in key order), so a
 // head's result does not depend on G or on the rows computed beside it.
 template <int HD8, int G, typename KV>
 void attend_heads(const float* q, const KV* k, const KV* v, int64_t len, float scale,
                   float* scores, int64_t score_stride, float* out) {
   constexpr int64_t hd = HD8 * 8;
+  // The queries, loaded once: one head's stay in registers (a decode step's case); three
+  // heads' do not fit beside their accumulators, and the compiler keeps them in L1.
+  __m256 qv[G][HD8];
+  for (int g = 0; g < G; ++g) {
+    for (int d = 0; d < HD8; ++d) qv[g][d] = _mm256_loadu_ps(q + g * hd + d * 8);
+  }
   float mx[G];
   for (int g = 0; g < G; ++g) mx[g] = -INFINITY;
   int64_t j = 0;
@@ -768,11 +731,11 @@ void attend_heads(const float* q, const KV* k, const KV* v, int64_t len, float s
     for (int u = 0; u < 4; ++u) {
       const KV* kj = k + (j + u) * hd;
       const __m256 k0 = load8(kj);
-      for (int g = 0; g < G; ++g) a[g][u] = _mm256_mul_ps(_mm256_loadu_ps(q + g * hd), k0);
+      for (int g = 0; g < G; ++g) a[g][u] = _mm256_mul_ps(qv[g][0], k0);
       for (int d = 1; d < HD8; ++d) {
         const __m256 kd = load8(kj + d * 8);
         for (int g = 0; g < G; ++g) {
-          a[g][u] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + d * 8), kd, a[g][u]);
+          a[g][u] = _mm256_fmadd_ps(qv[g][d], kd, a[g][u]);
         }
       }
     }
@@ -790,10 +753,10 @@ void attend_heads(const float* q, const KV* k, const KV* v, int64_t len, float s
     const KV* kj = k + j * hd;
     __m256 a[G];
     const __m256 k0 = load8(kj);
-    for (int g = 0; g < G; ++g) a[g] = _mm256_mul_ps(_mm256_loadu_ps(q + g * hd), k0);
+    for (int g = 0; g < G; ++g) a[g] = _mm256_mul_ps(qv[g][0], k0);
     for (int d = 1; d < HD8; ++d) {
       const __m256 kd = load8(kj + d * 8);
-      for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * hd + d * 8), kd, a[g]);
+      for (int g = 0; g < G; ++g) a[g] = _mm256_fmadd_ps(qv[g][d], kd, a[g]);
     }
     for (int g = 0; g < G; ++g) {
       scores[g * score_stride + j] = hsum(a[g]) * scale;
@@ -804,9 +767,9 @@ void attend_heads(const float* q, const KV* k, const KV* v, int64_t len, float s
   for (int g = 0; g < G; ++g) {
     inv[g] = 1.f / softmax_numerators(scores + g * score_stride, len, mx[g]);
   }
-  // The weighted sum of values, DC vectors of the head at a time (the accumulators of G heads
-  // over the whole head would not fit in registers).
-  constexpr int DC = HD8 % 4 == 0 ? 4 : 2;
+  // The weighted sum of values, DC vectors of the head at a time: one head's whole (one pass
+  // over the values), several heads' in parts (their accumulators would not fit in registers).
+  constexpr int DC = G == 1 ? HD8 : HD8 % 4 == 0 ? 4 : 2;
   for (int d0 = 0; d0 < HD8; d0 += DC) {
     __m256 acc[G][DC];
     for (int g = 0; g < G; ++g) {
@@ -840,7 +803,7 @@ using AttendHeads = void (*)(const float*, const KV*, const KV*, int64_t, float,
 template <int HD8, typename KV>
 AttendHeads<KV> attend_heads_g(int64_t g) {
   switch (g) {
-    case 1: return attend_row<HD8, KV>;
+    case 1: return attend_heads<HD8, 1, KV>;
     case 2: return attend_heads<HD8, 2, KV>;
     case 3: return attend_heads<HD8, 3, KV>;
     default: return nullptr;
