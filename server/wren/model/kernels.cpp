@@ -53,10 +53,18 @@ constexpr int64_t SCALE_STRIDE = 64;
 // (2026-11-28): 8-bit head 1.24-1.37 ms, 4-bit layers 3.6-3.9 ms, step 6.8-7.5 ms; asking 4 rows
 // ahead instead: 1.8-1.9, 4.1-4.3, 8.3-8.7 ms; 256 (head) and 16 (layers) rows ahead, as
 // before: 1.7-1.95, 4.2-4.8, 8.0-9.0 ms; no prefetching at all: 1.8-2.5, 4.9-7.0, 8.8-11.8 ms.
+template <decltype(_MM_HINT_T0) HINT = _MM_HINT_T0>  // into L1, or _MM_HINT_T1: into L2
 inline void prefetch_bytes(const void* p, int64_t bytes) {
   const char* c = static_cast<const char*>(p);
-  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, _MM_HINT_T0);
+  for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(c + o, HINT);
 }
+
+// The 8-bit head is one long stream (~28 MB, half per thread), unlike a layer's short matmuls:
+// besides the rows about to be multiplied, the rows this far ahead are asked into L2. Measured
+// alone on 2 threads (the head cold, 4 copies in turn; 2026-11-29): 1.31-1.41 -> 0.82-1.00 ms;
+// 16 to 128 rows (of 576 bytes) ahead were alike. The same for the 4-bit layers (32 or 64 rows
+// ahead, or the next matmul's first rows asked for at the end of each one) changed nothing.
+constexpr int64_t HEAD_PREFETCH_BYTES = 32 * 1024;
 
 inline float hsum(__m256 v) {
   __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -650,6 +658,7 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
         float* oi = op + i * n;
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
+          prefetch_bytes<_MM_HINT_T1>(wp + r * k + HEAD_PREFETCH_BYTES, 4 * k);
           prefetch_bytes(wp + r * k, 4 * k);
           q8_rows<4>(wp + r * k, k, nb, xqi, xdi, tmp);
           for (int j = 0; j < 4; ++j) oi[r + j] = tmp[j] * sp[r + j];
