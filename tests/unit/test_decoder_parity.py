@@ -113,7 +113,7 @@ def test_the_one_call_layer_kernel_matches_the_python_layer_loop(loaded: LoadedM
         return out, cache.k[:, :, :150].clone(), cache.v[:, :, :150].clone()
 
     fused = run()
-    q4._layer_tensors = []  # the loop
+    q4._layer_stack = False  # the loop
     assert q4.fused_layers() is None
     loop = run()
     assert all(torch.equal(a, b) for a, b in zip(fused[0], loop[0], strict=True))

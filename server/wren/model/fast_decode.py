@@ -363,12 +363,13 @@ class LeanModel:
         self.scale = 1.0 / math.sqrt(head_dim)
         self.max_positions = max_positions
         self.rope_theta = rope_theta
-        self._layer_tensors: list[torch.Tensor] | None = None  # see fused_layers
+        self._layer_stack: Any = None  # see fused_layers; False: the layers can't be fused
 
-    def fused_layers(self) -> list[torch.Tensor] | None:
-        """Every layer's tensors for the one-call `decoder_layers` kernel, or None when some
-        layer can't go through it (not 4-bit with Wren's kernels, a bias, a tuned adapter)."""
-        if self._layer_tensors is None:
+    def fused_layers(self) -> Any:
+        """Every layer's weights as one `torch.classes.wren.LayerStack` for the one-call
+        `decoder_layers` kernel (made once), or None when some layer can't go through it (not
+        4-bit with Wren's kernels, a bias, a tuned adapter)."""
+        if self._layer_stack is None:
             tensors: list[torch.Tensor] = []
             for layer in self.layers:
                 linears = (layer.qkv, layer.o, layer.gate_up, layer.down)
@@ -377,9 +378,10 @@ class LeanModel:
                     tensors = []
                     break
                 qkv, o, gate_up, down = (lin.tensors for lin in q4)
-                tensors += [*qkv, layer.ln1, *o, *gate_up, layer.ln2, *down]
-            self._layer_tensors = tensors
-        return self._layer_tensors or None
+                ln1, ln2 = layer.ln1.contiguous(), layer.ln2.contiguous()
+                tensors += [*qkv, ln1, *o, *gate_up, ln2, *down]
+            self._layer_stack = torch.classes.wren.LayerStack(tensors) if tensors else False
+        return None if self._layer_stack is False else self._layer_stack
 
     def weight_bytes_per_token(self) -> int:
         """Bytes of weights one decode step reads (for the memory-bandwidth bound)."""

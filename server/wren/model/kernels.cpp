@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <torch/custom_class.h>
 #include <torch/library.h>
 
 #include <immintrin.h>
@@ -176,7 +177,7 @@ constexpr int64_t ROW_GRAIN = 8;
 template <int X, int R, int64_t SC>
 inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, int64_t row_bytes,
                     int64_t nb, const int16_t* y, const float* xd, const float* xs, float* sc,
-                    float* out, int64_t out_stride) {
+                    float* out, int64_t out_stride, bool accumulate) {
   // The pairs' block scales, SC floats apart (a constant: one pointer reaches them all).
   const int64_t stride = SC > 0 ? SC : nb;
   float mterm[X][R];
@@ -235,7 +236,11 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
     }
   }
   for (int i = 0; i < X; ++i) {
-    for (int r = 0; r < R; ++r) out[i * out_stride + r] = hsum(acc[i][r]) + mterm[i][r];
+    for (int r = 0; r < R; ++r) {
+      const float y_ir = hsum(acc[i][r]) + mterm[i][r];
+      float& o = out[i * out_stride + r];
+      o = accumulate ? o + y_ir : y_ir;  // the residual add x + y, in place
+    }
   }
 }
 
@@ -284,6 +289,10 @@ enum Scratch {
   ROWS_IN,
   BLOCK_SCALES,
   ATTENTION_SCORES,
+  QUERIES,           // attention: the rotated query rows
+  LAYER_QKV,         // decoder_layers: a layer's q/k/v rows, attention output, gate/up rows
+  LAYER_ATTENTION,
+  LAYER_GATE_UP,
   SCRATCH_SLOTS
 };
 
@@ -310,16 +319,8 @@ struct Quantized {
 // the decoder, fused here to save a pass and a call). GROUPED: the quantized rows are laid out
 // in the 4-bit kernel's row groups (row_group), else row after row. The results are scratch.
 template <typename T, int QMAX, bool GROUPED>
-Quantized<T> quantize(const float* src, int64_t m, int64_t k, const std::optional<at::Tensor>& norm,
-                      double eps) {
+Quantized<T> quantize(const float* src, int64_t m, int64_t k, const float* wp, double eps) {
   const int64_t nb = k / QK;
-  at::Tensor w;
-  const float* wp = nullptr;
-  if (norm.has_value() && norm->defined()) {
-    w = norm->contiguous();
-    TORCH_CHECK(w.scalar_type() == at::kFloat && w.numel() == k, "norm weight must be float [in]");
-    wp = w.data_ptr<float>();
-  }
   float* normed = wp != nullptr ? scratch<float>(ROWS_IN, m * k) : nullptr;
   T* xq = scratch<T>(QUANTIZED, m * k);
   float* xd = scratch<float>(ROW_SCALES, m * nb);
@@ -345,9 +346,7 @@ Quantized<T> quantize(const float* src, int64_t m, int64_t k, const std::optiona
 
 // silu(gate) * up for rows [m, 2k] of the fused gate/up output: the input of the MLP's down
 // projection (scratch), computed here to save the decoder three tensor ops a layer.
-const float* swiglu(const at::Tensor& gu) {
-  const int64_t m = gu.size(0), k = gu.size(1) / 2;
-  const float* src = gu.data_ptr<float>();
+const float* swiglu(const float* src, int64_t m, int64_t k) {
   float* dst = scratch<float>(ROWS_IN, m * k);
   const __m256 one = _mm256_set1_ps(1.f);
   at::parallel_for(0, m, ROW_GRAIN, [&](int64_t r0, int64_t r1) {
@@ -372,6 +371,14 @@ void check_input(const at::Tensor& x) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 2,
               "wren kernels take a 2-D float32 CPU tensor");
   TORCH_CHECK(x.size(1) % QK == 0, "input size must be a multiple of 32");
+}
+
+// The norm weight's floats (nullptr without a norm).
+const float* norm_weight(const std::optional<at::Tensor>& norm, int64_t k) {
+  if (!norm.has_value() || !norm->defined()) return nullptr;
+  TORCH_CHECK(norm->scalar_type() == at::kFloat && norm->is_contiguous() && norm->numel() == k,
+              "norm weight must be a contiguous float [in]");
+  return norm->data_ptr<float>();
 }
 
 inline float dot_half(const uint16_t* a, const float* x, int64_t len) {
@@ -542,27 +549,33 @@ struct LowRank {
   }
 };
 
-// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
-// plus a low-rank update (LowRank) when lora_a, lora_b and lora_ends are given. With `glu`, x
-// is the gate/up output [m, 2k] and the input is silu(gate) * up (see swiglu).
-at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& dw,
-                     const at::Tensor& mw, const std::optional<at::Tensor>& norm, double eps,
-                     const std::optional<at::Tensor>& lora_a,
-                     const std::optional<at::Tensor>& lora_b,
-                     const std::optional<at::Tensor>& lora_ends, bool glu) {
-  check_input(x_in);
-  TORCH_CHECK(!glu || (x_in.size(1) % (2 * QK) == 0 && !(norm.has_value() && norm->defined())),
-              "q4_linear(glu=True) takes gate/up rows [m, 2 * in] and no norm");
-  const at::Tensor xc = x_in.contiguous();
-  const int64_t m = xc.size(0), k = glu ? xc.size(1) / 2 : xc.size(1), n = qs.size(0), nb = k / QK;
-  TORCH_CHECK(qs.scalar_type() == at::kByte && qs.is_contiguous() && qs.size(1) * 2 == k,
+// One matrix of 4-bit weights: qs [n, k/2] (uint8), d and m [n, k/32] (half; see q4_tile).
+struct Q4Weights {
+  const uint8_t* qs;
+  const uint16_t* d;
+  const uint16_t* m;
+  int64_t n, k;
+};
+
+Q4Weights q4_weights(const at::Tensor& qs, const at::Tensor& dw, const at::Tensor& mw) {
+  const int64_t n = qs.size(0), k = qs.size(1) * 2, nb = k / QK;
+  TORCH_CHECK(qs.scalar_type() == at::kByte && qs.is_contiguous() && qs.dim() == 2 && k % QK == 0,
               "q4 weights must be uint8 [out, in/2]");
   TORCH_CHECK(dw.scalar_type() == at::kHalf && dw.is_contiguous() && dw.numel() == n * nb &&
                   mw.scalar_type() == at::kHalf && mw.is_contiguous() && mw.numel() == n * nb,
               "q4 scales and minimums must be half [out, in/32]");
-  const float* x = glu ? swiglu(xc) : xc.data_ptr<float>();
+  return {qs.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(dw.data_ptr<at::Half>()),
+          reinterpret_cast<const uint16_t*>(mw.data_ptr<at::Half>()), n, k};
+}
+
+// out[m, n] = x[m, k] @ W.T, or out += it (`accumulate`: a residual added in place, the same
+// float add as x + y), with RMSNorm(x) * norm first when `norm` is given and a low-rank update
+// when `low_rank` is active (not with `accumulate`: the update belongs inside the sum).
+void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm, double eps,
+               const LowRank& low_rank, bool accumulate, float* out) {
+  TORCH_CHECK(!(accumulate && low_rank.active()), "q4_matmul: no residual with a low-rank update");
+  const int64_t k = w.k, n = w.n, nb = k / QK;
   const Quantized<int16_t> q = quantize<int16_t, 32767, true>(x, m, k, norm, eps);
-  const LowRank low_rank(lora_a, lora_b, lora_ends, k, n);
   const float* xf = q.xf;
   const bool z_per_task = m <= 2;
   std::vector<float> z_shared;
@@ -572,14 +585,11 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       low_rank.fill(xf, k, i0, i1, 0, n, z_shared.data());
     });
   }
-  at::Tensor out = at::empty({m, n}, xc.options());
-  const uint8_t* qp = qs.data_ptr<uint8_t>();
-  const uint16_t* dp = reinterpret_cast<const uint16_t*>(dw.data_ptr<at::Half>());
-  const uint16_t* mp = reinterpret_cast<const uint16_t*>(mw.data_ptr<at::Half>());
+  const uint8_t* qp = w.qs;
+  const uint16_t *dp = w.d, *mp = w.m;
   const int16_t* xq = q.xq;
-  const float* xd = q.xd;
-  const float* xs = q.xs;
-  float* op = out.data_ptr<float>();
+  const float *xd = q.xd, *xs = q.xs;
+  float* op = out;
   const int64_t rb = k / 2;
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
     float* s = scratch<float>(BLOCK_SCALES, PREFILL_ROWS * 4 * std::max(nb, SCALE_STRIDE));
@@ -601,10 +611,10 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
         constexpr int R = decltype(out_rows)::value;
         if (nb <= SCALE_STRIDE) {
           q4_tile<X, R, SCALE_STRIDE>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo,
-                                      xd + bo, xs + bo, s, op + i * n + r, n);
+                                      xd + bo, xs + bo, s, op + i * n + r, n, accumulate);
         } else {
           q4_tile<X, R, 0>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo,
-                           xs + bo, s, op + i * n + r, n);
+                           xs + bo, s, op + i * n + r, n, accumulate);
         }
       };
       for (; r + RW <= r1; r += RW) {
@@ -628,6 +638,28 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
       if (low_rank.active()) low_rank.add(z, op, m, n, r0, r1);
     }
   });
+}
+
+
+// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
+// plus a low-rank update (LowRank) when lora_a, lora_b and lora_ends are given. With `glu`, x
+// is the gate/up output [m, 2k] and the input is silu(gate) * up (see swiglu).
+at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& dw,
+                     const at::Tensor& mw, const std::optional<at::Tensor>& norm, double eps,
+                     const std::optional<at::Tensor>& lora_a,
+                     const std::optional<at::Tensor>& lora_b,
+                     const std::optional<at::Tensor>& lora_ends, bool glu) {
+  check_input(x_in);
+  const Q4Weights w = q4_weights(qs, dw, mw);
+  const at::Tensor xc = x_in.contiguous();
+  const int64_t m = xc.size(0);
+  TORCH_CHECK(xc.size(1) == (glu ? 2 * w.k : w.k), "q4_linear: the input size does not fit");
+  TORCH_CHECK(!glu || norm_weight(norm, w.k) == nullptr,
+              "q4_linear(glu=True) takes gate/up rows [m, 2 * in] and no norm");
+  const float* x = glu ? swiglu(xc.data_ptr<float>(), m, w.k) : xc.data_ptr<float>();
+  at::Tensor out = at::empty({m, w.n}, xc.options());
+  q4_matmul(x, m, w, norm_weight(norm, w.k), eps, LowRank(lora_a, lora_b, lora_ends, w.k, w.n),
+            false, out.data_ptr<float>());
   return out;
 }
 
@@ -641,7 +673,7 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
               "q8 weights must be int8 [out, in]");
   TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == n,
               "q8 scales must be float [out]");
-  const Quantized<int8_t> q = quantize<int8_t, 127, false>(x.data_ptr<float>(), m, k, norm, eps);
+  const Quantized<int8_t> q = quantize<int8_t, 127, false>(x.data_ptr<float>(), m, k, norm_weight(norm, k), eps);
   at::Tensor out = at::empty({m, n}, x.options());
   const int8_t* wp = w.data_ptr<int8_t>();
   const float* sp = scale.contiguous().data_ptr<float>();
@@ -835,30 +867,25 @@ AttendHeads<KV> attend_heads_for(int64_t hd, int64_t g) {
 // keys/values written into the layer's cache ck/cv [nkv, capacity, hd] (float or half) at
 // pos.., then each row attends over exactly the positions up to its own. Each (row, head) is
 // computed alone, so a row's output is the same whatever t is (draft verification = one-token
-// steps).
+// steps). The output rows [t, nh * hd] go to `op`.
 template <typename KV>
-at::Tensor attend_layer(const at::Tensor& qkv, KV* kp, KV* vp, int64_t cap, int64_t hd,
-                        const float* c, const float* s, int64_t pos, int64_t nh, int64_t nkv,
-                        double scale) {
+void attend_layer(const float* src, int64_t t, KV* kp, KV* vp, int64_t cap, int64_t hd,
+                  const float* c, const float* s, int64_t pos, int64_t nh, int64_t nkv,
+                  double scale, float* op) {
   TORCH_CHECK(attend_heads_for<KV>(hd, 1) != nullptr,
               "attend_decode: head_dim must be 32/64/80/96/128");
-  const int64_t t = qkv.size(0);
-  const float* src = qkv.data_ptr<float>();
-  at::Tensor q = at::empty({t, nh, hd}, qkv.options());
-  float* qp = q.data_ptr<float>();
-  std::vector<float> rotated(static_cast<size_t>(hd));
+  float* qp = scratch<float>(QUERIES, t * nh * hd);
+  float rotated[128];  // head_dim <= 128 (checked above)
   const int64_t width = (nh + 2 * nkv) * hd;
   for (int64_t i = 0; i < t; ++i) {
     const float* row = src + i * width;
     for (int64_t h = 0; h < nh; ++h) rope(row + h * hd, c + i * hd, s + i * hd, hd, qp + (i * nh + h) * hd);
     for (int64_t h = 0; h < nkv; ++h) {
-      rope(row + (nh + h) * hd, c + i * hd, s + i * hd, hd, rotated.data());
-      store_kv(rotated.data(), hd, kp + (h * cap + pos + i) * hd);
+      rope(row + (nh + h) * hd, c + i * hd, s + i * hd, hd, rotated);
+      store_kv(rotated, hd, kp + (h * cap + pos + i) * hd);
       store_kv(row + (nh + nkv + h) * hd, hd, vp + (h * cap + pos + i) * hd);
     }
   }
-  at::Tensor out = at::empty({t, nh * hd}, qkv.options());
-  float* op = out.data_ptr<float>();
   const int64_t group = nh / nkv;
   // Tasks: (row, key/value head, chunk of up to `heads` of its query heads). A decode step's
   // one or two rows take one head a task: three tasks for two threads left one idle half the
@@ -880,7 +907,6 @@ at::Tensor attend_layer(const at::Tensor& qkv, KV* kp, KV* vp, int64_t cap, int6
                                   scores, stride, op + i * nh * hd + h0 * hd);
     }
   });
-  return out;
 }
 
 at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& cv,
@@ -899,43 +925,108 @@ at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& c
   TORCH_CHECK(qkv.size(1) == (nh + 2 * nkv) * hd && pos + t <= cap && hd % 8 == 0 &&
                   cs.size(0) == t && cs.size(1) == hd,
               "attend_decode: shapes do not fit");
+  at::Tensor out = at::empty({t, nh * hd}, qkv.options());
   const float* c = cs.data_ptr<float>();
   const float* s = sn.data_ptr<float>();
   if (half) {
-    return attend_layer(qkv, reinterpret_cast<uint16_t*>(ck.data_ptr<at::Half>()),
-                        reinterpret_cast<uint16_t*>(cv.data_ptr<at::Half>()), cap, hd, c, s,
-                        pos, nh, nkv, scale);
+    attend_layer(qkv.data_ptr<float>(), t, reinterpret_cast<uint16_t*>(ck.data_ptr<at::Half>()),
+                 reinterpret_cast<uint16_t*>(cv.data_ptr<at::Half>()), cap, hd, c, s, pos, nh,
+                 nkv, scale, out.data_ptr<float>());
+  } else {
+    attend_layer(qkv.data_ptr<float>(), t, ck.data_ptr<float>(), cv.data_ptr<float>(), cap, hd,
+                 c, s, pos, nh, nkv, scale, out.data_ptr<float>());
   }
-  return attend_layer(qkv, ck.data_ptr<float>(), cv.data_ptr<float>(), cap, hd, c, s, pos, nh,
-                      nkv, scale);
+  return out;
 }
 
 // Every decoder layer of one forward pass in one call: per layer RMSNorm + q/k/v, RoPE +
-// cache write + attention, the output projection and its residual, RMSNorm + gate/up, SwiGLU
-// + down and its residual -- the same kernel calls and adds the Python loop makes, without its
-// ~10 interpreter round trips a layer (~1 ms of a ~6 ms decode step). `layers` holds LAYER_PARTS
-// tensors a layer: q4 (packed, d, m) of qkv, ln1, q4 of o, q4 of gate_up, ln2, q4 of down.
-constexpr int64_t LAYER_PARTS = 14;
+// cache write + attention, the output projection added to the residual, RMSNorm + gate/up,
+// SwiGLU + down added to the residual -- the same kernel calls and adds the Python loop makes,
+// without its ~10 interpreter round trips a layer (~1 ms of a ~6 ms decode step). The layers'
+// weights come as a LayerStack, made once per model: passing its ~420 tensors as a list cost
+// ~4 % of a decode step in conversions alone (2026-11-29). Intermediate rows are scratch, and
+// the residual adds go into the output in place, so a step allocates one tensor.
+constexpr int64_t LAYER_PARTS = 14;  // q4 (packed, d, m) of qkv, ln1, q4 of o, of gate_up, ln2, of down
 
-at::Tensor decoder_layers(const at::Tensor& x_in, at::TensorList layers, const at::Tensor& ck,
-                          const at::Tensor& cv, const at::Tensor& cos, const at::Tensor& sin,
-                          int64_t pos, int64_t nh, int64_t nkv, double scale, double eps) {
-  const int64_t n_layers = static_cast<int64_t>(layers.size()) / LAYER_PARTS;
-  TORCH_CHECK(static_cast<int64_t>(layers.size()) == n_layers * LAYER_PARTS &&
-                  ck.dim() == 4 && ck.size(0) == n_layers && cv.size(0) == n_layers,
-              "decoder_layers: 14 tensors a layer and one cache row a layer");
-  const std::optional<at::Tensor> none;
-  at::Tensor x = x_in;
-  for (int64_t li = 0; li < n_layers; ++li) {
-    const at::Tensor* w = layers.data() + li * LAYER_PARTS;
-    const at::Tensor qkv = q4_linear(x, w[0], w[1], w[2], w[3], eps, none, none, none, false);
-    at::Tensor k_layer = ck.select(0, li), v_layer = cv.select(0, li);
-    const at::Tensor attn = attend_decode(qkv, k_layer, v_layer, cos, sin, pos, nh, nkv, scale);
-    x = x + q4_linear(attn, w[4], w[5], w[6], none, 0.0, none, none, none, false);
-    const at::Tensor gate_up = q4_linear(x, w[7], w[8], w[9], w[10], eps, none, none, none, false);
-    x = x + q4_linear(gate_up, w[11], w[12], w[13], none, 0.0, none, none, none, true);
+struct LayerWeights {
+  Q4Weights qkv, o, gate_up, down;
+  const float *ln1, *ln2;
+};
+
+struct LayerStack : torch::CustomClassHolder {
+  std::vector<at::Tensor> tensors;  // kept alive for the pointers below
+  std::vector<LayerWeights> layers;
+
+  explicit LayerStack(std::vector<at::Tensor> ts) : tensors(std::move(ts)) {
+    TORCH_CHECK(!tensors.empty() && tensors.size() % LAYER_PARTS == 0,
+                "LayerStack: 14 tensors a layer");
+    for (size_t i = 0; i < tensors.size(); i += LAYER_PARTS) {
+      const at::Tensor* w = tensors.data() + i;
+      LayerWeights l{q4_weights(w[0], w[1], w[2]), q4_weights(w[4], w[5], w[6]),
+                     q4_weights(w[7], w[8], w[9]), q4_weights(w[11], w[12], w[13]),
+                     norm_weight(w[3], w[0].size(1) * 2), norm_weight(w[10], w[7].size(1) * 2)};
+      TORCH_CHECK(l.o.n == l.qkv.k && l.gate_up.k == l.qkv.k && l.down.n == l.qkv.k &&
+                      l.gate_up.n == 2 * l.down.k,
+                  "LayerStack: the layer's shapes do not fit together");
+      layers.push_back(l);
+    }
+  }
+  int64_t size() const { return static_cast<int64_t>(layers.size()); }
+};
+
+template <typename KV>
+at::Tensor run_layers(const at::Tensor& x_in, const LayerStack& stack, KV* kp, KV* vp,
+                      int64_t cap, int64_t hd, const float* c, const float* s, int64_t pos,
+                      int64_t nh, int64_t nkv, double scale, double eps) {
+  at::Tensor x = x_in.contiguous().clone();  // the residual stream, updated in place
+  float* xp = x.data_ptr<float>();
+  const int64_t t = x.size(0);
+  const LowRank none(std::nullopt, std::nullopt, std::nullopt, 0, 0);
+  for (int64_t li = 0; li < stack.size(); ++li) {
+    const LayerWeights& l = stack.layers[li];
+    float* qkv = scratch<float>(LAYER_QKV, t * l.qkv.n);
+    q4_matmul(xp, t, l.qkv, l.ln1, eps, none, false, qkv);
+    float* attn = scratch<float>(LAYER_ATTENTION, t * l.o.k);
+    const int64_t layer_offset = li * nkv * cap * hd;
+    attend_layer(qkv, t, kp + layer_offset, vp + layer_offset, cap, hd, c, s, pos, nh, nkv, scale,
+                 attn);
+    q4_matmul(attn, t, l.o, nullptr, 0.0, none, true, xp);
+    float* gate_up = scratch<float>(LAYER_GATE_UP, t * l.gate_up.n);
+    q4_matmul(xp, t, l.gate_up, l.ln2, eps, none, false, gate_up);
+    q4_matmul(swiglu(gate_up, t, l.down.k), t, l.down, nullptr, 0.0, none, true, xp);
   }
   return x;
+}
+
+at::Tensor decoder_layers(const at::Tensor& x, const c10::intrusive_ptr<LayerStack>& stack,
+                          const at::Tensor& ck, const at::Tensor& cv, const at::Tensor& cos_in,
+                          const at::Tensor& sin_in, int64_t pos, int64_t nh, int64_t nkv,
+                          double scale, double eps) {
+  check_input(x);
+  const bool half = ck.scalar_type() == at::kHalf;
+  TORCH_CHECK(ck.dim() == 4 && ck.size(0) == stack->size() && ck.sizes() == cv.sizes() &&
+                  ck.is_contiguous() && cv.is_contiguous() && cv.scalar_type() == ck.scalar_type() &&
+                  (half || ck.scalar_type() == at::kFloat) && ck.size(1) == nkv && nh % nkv == 0,
+              "decoder_layers: contiguous float32 or half caches [layers, kv_heads, capacity, "
+              "head_dim], one layer a stacked layer");
+  const int64_t t = x.size(0), cap = ck.size(2), hd = ck.size(3);
+  const LayerWeights& first = stack->layers[0];
+  TORCH_CHECK(x.size(1) == first.qkv.k && first.qkv.n == (nh + 2 * nkv) * hd &&
+                  first.o.k == nh * hd && pos + t <= cap,
+              "decoder_layers: shapes do not fit");
+  const at::Tensor cs = cos_in.contiguous(), sn = sin_in.contiguous();
+  TORCH_CHECK(cs.scalar_type() == at::kFloat && sn.scalar_type() == at::kFloat &&
+                  cs.size(0) == t && cs.size(1) == hd && sn.sizes() == cs.sizes(),
+              "decoder_layers: cos/sin must be float [t, head_dim]");
+  const float* c = cs.data_ptr<float>();
+  const float* s = sn.data_ptr<float>();
+  if (half) {
+    return run_layers(x, *stack, reinterpret_cast<uint16_t*>(ck.data_ptr<at::Half>()),
+                      reinterpret_cast<uint16_t*>(cv.data_ptr<at::Half>()), cap, hd, c, s, pos, nh,
+                      nkv, scale, eps);
+  }
+  return run_layers(x, *stack, ck.data_ptr<float>(), cv.data_ptr<float>(), cap, hd, c, s, pos, nh,
+                    nkv, scale, eps);
 }
 
 }  // namespace
@@ -948,9 +1039,13 @@ TORCH_LIBRARY(wren, m) {
   m.def(
       "attend_decode(Tensor qkv, Tensor(a!) ck, Tensor(b!) cv, Tensor cos, Tensor sin, int pos, "
       "int nh, int nkv, float scale) -> Tensor");
+  m.class_<LayerStack>("LayerStack")
+      .def(torch::init<std::vector<at::Tensor>>())
+      .def("size", &LayerStack::size);
   m.def(
-      "decoder_layers(Tensor x, Tensor[] layers, Tensor(a!) ck, Tensor(b!) cv, Tensor cos, "
-      "Tensor sin, int pos, int nh, int nkv, float scale, float eps) -> Tensor");
+      "decoder_layers(Tensor x, __torch__.torch.classes.wren.LayerStack layers, Tensor(a!) ck, "
+      "Tensor(b!) cv, Tensor cos, Tensor sin, int pos, int nh, int nkv, float scale, float eps) "
+      "-> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(wren, CPU, m) {
