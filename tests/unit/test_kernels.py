@@ -199,3 +199,15 @@ def test_vnni_is_built_only_for_a_cpu_that_has_it(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(kernels, "cpu_flags", lambda: avx2 | {"avx512_vnni", "avx512vl"})
     assert kernels.cflags() == kernels.CFLAGS + kernels.VNNI_CFLAGS
     assert kernels.build_dir() != plain_dir
+
+
+@needs_cpu
+def test_a_layer_stack_refuses_tensors_that_are_not_whole_layers() -> None:
+    assert kernels.available()
+    q = Q4Linear.from_weight(grid_weight(64, 64)).tensors
+    norm = torch.ones(64)
+    layer = [*q, norm, *q, *q, norm, *q]  # 14 tensors, but o/gate_up/down shapes do not fit
+    with pytest.raises(RuntimeError, match="14 tensors a layer"):
+        torch.classes.wren.LayerStack(layer[:13])
+    with pytest.raises(RuntimeError, match="shapes do not fit together"):
+        torch.classes.wren.LayerStack(layer)

@@ -640,7 +640,6 @@ void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm,
   });
 }
 
-
 // y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
 // plus a low-rank update (LowRank) when lora_a, lora_b and lora_ends are given. With `glu`, x
 // is the gate/up output [m, 2k] and the input is silu(gate) * up (see swiglu).
@@ -673,7 +672,8 @@ at::Tensor q8_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tens
               "q8 weights must be int8 [out, in]");
   TORCH_CHECK(scale.scalar_type() == at::kFloat && scale.numel() == n,
               "q8 scales must be float [out]");
-  const Quantized<int8_t> q = quantize<int8_t, 127, false>(x.data_ptr<float>(), m, k, norm_weight(norm, k), eps);
+  const Quantized<int8_t> q =
+      quantize<int8_t, 127, false>(x.data_ptr<float>(), m, k, norm_weight(norm, k), eps);
   at::Tensor out = at::empty({m, n}, x.options());
   const int8_t* wp = w.data_ptr<int8_t>();
   const float* sp = scale.contiguous().data_ptr<float>();
@@ -946,7 +946,8 @@ at::Tensor attend_decode(const at::Tensor& qkv_in, at::Tensor& ck, at::Tensor& c
 // weights come as a LayerStack, made once per model: passing its ~420 tensors as a list cost
 // ~4 % of a decode step in conversions alone (2026-11-29). Intermediate rows are scratch, and
 // the residual adds go into the output in place, so a step allocates one tensor.
-constexpr int64_t LAYER_PARTS = 14;  // q4 (packed, d, m) of qkv, ln1, q4 of o, of gate_up, ln2, of down
+// Tensors a layer: q4 (packed, d, m) of qkv, ln1, q4 of o, q4 of gate_up, ln2, q4 of down.
+constexpr int64_t LAYER_PARTS = 14;
 
 struct LayerWeights {
   Q4Weights qkv, o, gate_up, down;
@@ -1005,8 +1006,9 @@ at::Tensor decoder_layers(const at::Tensor& x, const c10::intrusive_ptr<LayerSta
   check_input(x);
   const bool half = ck.scalar_type() == at::kHalf;
   TORCH_CHECK(ck.dim() == 4 && ck.size(0) == stack->size() && ck.sizes() == cv.sizes() &&
-                  ck.is_contiguous() && cv.is_contiguous() && cv.scalar_type() == ck.scalar_type() &&
-                  (half || ck.scalar_type() == at::kFloat) && ck.size(1) == nkv && nh % nkv == 0,
+                  ck.is_contiguous() && cv.is_contiguous() &&
+                  cv.scalar_type() == ck.scalar_type() && (half || ck.scalar_type() == at::kFloat) &&
+                  ck.size(1) == nkv && nh % nkv == 0,
               "decoder_layers: contiguous float32 or half caches [layers, kv_heads, capacity, "
               "head_dim], one layer a stacked layer");
   const int64_t t = x.size(0), cap = ck.size(2), hd = ck.size(3);
