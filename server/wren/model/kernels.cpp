@@ -653,12 +653,13 @@ at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Ten
   const at::Tensor xc = x_in.contiguous();
   const int64_t m = xc.size(0);
   TORCH_CHECK(xc.size(1) == (glu ? 2 * w.k : w.k), "q4_linear: the input size does not fit");
-  TORCH_CHECK(!glu || norm_weight(norm, w.k) == nullptr,
+  const float* nw = norm_weight(norm, w.k);
+  TORCH_CHECK(!glu || nw == nullptr,
               "q4_linear(glu=True) takes gate/up rows [m, 2 * in] and no norm");
   const float* x = glu ? swiglu(xc.data_ptr<float>(), m, w.k) : xc.data_ptr<float>();
   at::Tensor out = at::empty({m, w.n}, xc.options());
-  q4_matmul(x, m, w, norm_weight(norm, w.k), eps, LowRank(lora_a, lora_b, lora_ends, w.k, w.n),
-            false, out.data_ptr<float>());
+  q4_matmul(x, m, w, nw, eps, LowRank(lora_a, lora_b, lora_ends, w.k, w.n), false,
+            out.data_ptr<float>());
   return out;
 }
 
@@ -979,7 +980,8 @@ template <typename KV>
 at::Tensor run_layers(const at::Tensor& x_in, const LayerStack& stack, KV* kp, KV* vp,
                       int64_t cap, int64_t hd, const float* c, const float* s, int64_t pos,
                       int64_t nh, int64_t nkv, double scale, double eps) {
-  at::Tensor x = x_in.contiguous().clone();  // the residual stream, updated in place
+  // The residual stream, updated in place.
+  at::Tensor x = x_in.clone(at::MemoryFormat::Contiguous);
   float* xp = x.data_ptr<float>();
   const int64_t t = x.size(0);
   const LowRank none(std::nullopt, std::nullopt, std::nullopt, 0, 0);
@@ -1007,8 +1009,8 @@ at::Tensor decoder_layers(const at::Tensor& x, const c10::intrusive_ptr<LayerSta
   const bool half = ck.scalar_type() == at::kHalf;
   TORCH_CHECK(ck.dim() == 4 && ck.size(0) == stack->size() && ck.sizes() == cv.sizes() &&
                   ck.is_contiguous() && cv.is_contiguous() &&
-                  cv.scalar_type() == ck.scalar_type() && (half || ck.scalar_type() == at::kFloat) &&
-                  ck.size(1) == nkv && nh % nkv == 0,
+                  cv.scalar_type() == ck.scalar_type() &&
+                  (half || ck.scalar_type() == at::kFloat) && ck.size(1) == nkv && nh % nkv == 0,
               "decoder_layers: contiguous float32 or half caches [layers, kv_heads, capacity, "
               "head_dim], one layer a stacked layer");
   const int64_t t = x.size(0), cap = ck.size(2), hd = ck.size(3);
