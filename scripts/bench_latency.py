@@ -557,27 +557,38 @@ def main() -> None:
 
     # Physical bound: bytes of weights read per decode step over streaming bandwidth. This VM's
     # bandwidth swings (1.7x between minutes), so the probe and the decode rate alternate,
-    # three of each: each pair's share of the bound is reported beside best over best.
+    # three of each: each pair's share of the bound is reported beside best over best. Each
+    # probe comes with the CPUs' core-to-core round trip: the swings follow where the
+    # hypervisor placed the two vCPUs (a shared L3 or separate ones; bench/core_to_core.py).
     probe = (
         "<filename>decoder.py\n"
         + Path(inspect.getsourcefile(importlib.import_module("json.decoder")) or "").read_text()[
             :2400
         ]
     )
-    bws, rates = [], []
+    from bench.core_to_core import round_trip_ns
+
+    bws, rates, trips = [], [], []
     for _ in range(3):
+        trips.append(round_trip_ns())
         bws.append(on_worker(worker, lambda: memory_bandwidth_gbs(threads)))
         rates.append(on_worker(worker, lambda: decode_rate(wren, probe)))
     bw = max(bws)
     bound: dict[str, Any] = {"bandwidth_gbs": bw, "bandwidth_gbs_runs": bws}
+    bound["core_to_core_round_trip_ns_runs"] = trips
     bound["wren_decode_tokens_per_s"] = max(rates)
     bound["wren_decode_tokens_per_s_runs"] = rates
     if lean is not None:
         bpt = lean.weight_bytes_per_token()
         bound.update(weight_mb_per_token=bpt / 1e6, bound_tokens_per_s=bw * 1e9 / bpt)
         bound["share_of_bound"] = max(rates) * bpt / (bw * 1e9)
-        pairs = zip(bws, rates, strict=True)
+        pairs = list(zip(bws, rates, strict=True))
         bound["share_of_bound_pairs"] = [r * bpt / (b * 1e9) for b, r in pairs]
+        # Context, not the target: a step also reads the keys/values of every cached position
+        # (decode_rate's prompt plus half its 64 new tokens on average).
+        kv = lean.kv_bytes_per_position() * (len(wren.tokenize(probe)) + 32)
+        bound["kv_mb_per_token"] = kv / 1e6
+        bound["share_of_bound_with_kv_pairs"] = [r * (bpt + kv) / (b * 1e9) for b, r in pairs]
     if not args.no_bound:
         on_worker(worker, lambda: measure_other_paths(loaded, bound, probe, bw))
     result["bound"] = bound

@@ -118,3 +118,14 @@ def test_the_one_call_layer_kernel_matches_the_python_layer_loop(loaded: LoadedM
     loop = run()
     assert all(torch.equal(a, b) for a, b in zip(fused[0], loop[0], strict=True))
     assert torch.equal(fused[1], loop[1]) and torch.equal(fused[2], loop[2])
+
+
+def test_kv_bytes_per_position_is_what_the_cache_holds_per_position(loaded: LoadedModel) -> None:
+    """bench_latency counts a decode step's key/value reads with it (half on the 4-bit path)."""
+    with torch.inference_mode():
+        q4 = LeanModel.build(loaded.model)
+    assert q4 is not None
+    cache = q4.new_cache()
+    cache.ensure(100)
+    assert cache.capacity >= 100
+    assert cache.nbytes() == q4.kv_bytes_per_position() * cache.capacity

@@ -391,6 +391,11 @@ class LeanModel:
             total += (layer.ln1.numel() + layer.ln2.numel()) * 4
         return int(total)
 
+    def kv_bytes_per_position(self) -> int:
+        """Bytes of keys and values a decode step reads for each cached position."""
+        element = torch.empty((), dtype=self.kv_dtype()).element_size()
+        return len(self.layers) * 2 * self.n_kv * self.head_dim * element
+
     def to_state(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         """The packed 4-bit model as named tensors plus metadata (for `packed.py`'s cache)."""
         if self.weights != "q4" or not isinstance(self.lm_head, Int8Linear):
