@@ -39,8 +39,8 @@ def best_seconds(fn: Callable[[], object], reps: int) -> float:
 
 def q4_weight(n: int, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     packed = torch.randint(0, 256, (n, k // 2), dtype=torch.uint8)
-    d = (torch.rand(n, k // 32) * 0.01).half()
-    m = (-torch.rand(n, k // 32) * 0.05).half()
+    d = (torch.rand(n // 8, k // 32, 8) * 0.01).half()  # 8 output rows a vector (n % 8 == 0)
+    m = (-torch.rand(n // 8, k // 32, 8) * 0.05).half()
     return packed, d, m
 
 

@@ -4,7 +4,7 @@
   greedy tokens (32 new tokens from each of 5 varied code prompts).
 - The 4-bit path (the GGUF's Q4 weights re-packed, int8 head) is not bit-identical to fp32;
   its greedy argmax agrees with fp32 on 500 teacher-forced positions of `json/decoder.py`:
-  99.0 % with Wren's AVX2 kernels (int16 activations for the layers; int8 activations there
+  98.8–99.0 % with Wren's AVX2 kernels (int16 activations for the layers; int8 activations there
   gave 94.4 %), 97.8 % with torch's int4 kernel (bf16 activations). This keeps it >= 97%.
   Keeping keys/values as half (the 4-bit path's cache) changed nothing measurable: 99.0 % with
   half or float32 keys/values here; over 1,500 positions of json.decoder and argparse

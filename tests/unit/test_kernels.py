@@ -46,7 +46,8 @@ def test_setup_built_the_kernels_and_the_decoder_loads_them() -> None:
 
 
 @needs_cpu
-# 2,560 inputs: more than SCALE_STRIDE (64) blocks, the kernel's other scale layout.
+# 37 and 5 rows: block scales padded to 8 rows; 24 x 2,560: a tile of 8 rows after a full one
+# and 80 blocks a row.
 @pytest.mark.parametrize(("n", "k"), [(96, 576), (37, 1536), (5, 64), (24, 2560)])
 def test_q4_matches_the_dequantized_weight(n: int, k: int) -> None:
     assert kernels.available()

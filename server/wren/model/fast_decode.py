@@ -69,6 +69,19 @@ class DenseLinear(Linear):
         return x @ self.wt
 
 
+SCALE_ROWS = 8  # kernels.cpp: block scales and minimums of 8 output rows in one vector
+
+
+def scale_rows(per_block: torch.Tensor) -> torch.Tensor:
+    """[n, k/32, 1] block scales (or minimums) as half [n/8, k/32, 8], n padded to 8 rows."""
+    n, blocks = per_block.shape[0], per_block.shape[1]
+    padded = -(-n // SCALE_ROWS) * SCALE_ROWS
+    rows = per_block.reshape(n, blocks).half()
+    if padded != n:
+        rows = torch.cat([rows, rows.new_zeros(padded - n, blocks)])
+    return rows.view(padded // SCALE_ROWS, SCALE_ROWS, blocks).transpose(1, 2).contiguous()
+
+
 class Q4Linear(Linear):
     """4-bit weights with one scale and minimum per 32 inputs.
 
@@ -79,7 +92,8 @@ class Q4Linear(Linear):
     bit-identical output whatever the batch, which keeps KV reuse and draft verification exact.
 
     With Wren's AVX2 kernels (`kernels.py`, built by setup): nibbles in GGUF order plus half
-    scales/minimums, activations quantized to int8 per 32 inputs. Without them: torch's
+    scales/minimums, 8 output rows a vector (`scale_rows`), activations quantized to int16 per
+    32 inputs. Without them: torch's
     `_weight_int4pack_mm_for_cpu` with bf16 activations.
     """
 
@@ -115,9 +129,7 @@ class Q4Linear(Linear):
         if fast:
             nib = q.to(torch.uint8)
             packed = (nib[..., :16] | (nib[..., 16:] << 4)).reshape(n, k // 2).contiguous()
-            d = step.reshape(n, k // GROUP).half().contiguous()
-            m = lo.reshape(n, k // GROUP).half().contiguous()
-            return cls((packed, d, m), n, bias)
+            return cls((packed, scale_rows(step), scale_rows(lo)), n, bias)
         scale_zero = torch.stack([step.squeeze(-1), (lo + 8 * step).squeeze(-1)], dim=-1)
         scale_zero = scale_zero.transpose(0, 1).contiguous().to(torch.bfloat16)  # [k/32, n, 2]
         packed = torch._convert_weight_to_int4pack_for_cpu(q.to(torch.int32).reshape(n, k), 1)

@@ -42,10 +42,10 @@ constexpr int64_t TILE = 16;  // output rows per parallel task
 // cached tokens 20.8 -> 17.8 ms, 3 rows 13.3 -> 12.0 ms; 2026-11-28).
 constexpr int PREFILL_ROWS = 8;
 constexpr int PREFILL_OUT = 2;
-// Block scales per (input row, output row) pair in the 4-bit kernel's scratch: a constant
-// stride for inputs up to 64 blocks (2,048 values), so the kernel reaches every pair's scales
-// from one pointer instead of one register each (see q4_tile).
-constexpr int64_t SCALE_STRIDE = 64;
+// The 4-bit weights' block scales and minimums are stored for 8 output rows together ([n/8,
+// k/32, 8], rows padded to a multiple of 8), so one vector holds a block's scales for 8 rows:
+// the per-(input row, output row) set-up of q4_setup costs an eighth of a row-by-row layout's.
+constexpr int64_t SCALE_ROWS = 8;
 
 // A decode step streams ~90 MB of weights from memory with little work per byte. Before the
 // rows of a microkernel call are multiplied, all their cache lines are requested at once, so
@@ -162,48 +162,45 @@ inline void rms_norm_row(const float* row, const float* w, int64_t k, double eps
 // decode step's one row, or a keystroke's few, stay on the calling thread.
 constexpr int64_t ROW_GRAIN = 8;
 
+// The set-up a tile of up to TILE output rows (r0, a multiple of SCALE_ROWS) needs for X input
+// rows: sc [b][X][TILE], the block scales d * dx of every (block, input row, output row), and
+// mt [X][TILE], the zero-point terms sum(m * sum(x)) over the blocks in block order. d and m
+// [n/8, nb, 8] (half): SCALE_ROWS output rows a vector. Per (input row, output row) pair the
+// operations and their order are the same whatever X, the tile or the thread.
+template <int X>
+inline void q4_setup(const uint16_t* dw, const uint16_t* mw, int64_t r0, int64_t rows, int64_t nb,
+                     const float* xd, const float* xs, float* sc, float* mt) {
+  for (int64_t g = 0; g < (rows + SCALE_ROWS - 1) / SCALE_ROWS; ++g) {
+    const int64_t off = (r0 / SCALE_ROWS + g) * nb * SCALE_ROWS;
+    const uint16_t* d = dw + off;
+    const uint16_t* m = mw + off;
+    __m256 mv[X];
+    for (int i = 0; i < X; ++i) mv[i] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + b * SCALE_ROWS)));
+      const __m256 m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(m + b * SCALE_ROWS)));
+      for (int i = 0; i < X; ++i) {
+        _mm256_storeu_ps(sc + (b * X + i) * TILE + g * SCALE_ROWS,
+                         _mm256_mul_ps(dv, _mm256_set1_ps(xd[i * nb + b])));
+        mv[i] = _mm256_fmadd_ps(m8, _mm256_set1_ps(xs[i * nb + b]), mv[i]);
+      }
+    }
+    for (int i = 0; i < X; ++i) _mm256_storeu_ps(mt + i * TILE + g * SCALE_ROWS, mv[i]);
+  }
+}
+
 // X input rows times R output rows of 4-bit weights. Row layout: for each block of 32 inputs,
 // 16 bytes where byte j holds q[j] (low nibble) and q[j + 16] (high nibble); the block's scale
-// d and minimum m are halves in separate [rows, blocks] arrays, so w = q * d + m. The X input
-// rows come interleaved by block (y: block b of row i at (b * X + i) * 32, see row_group), so
-// each block's inputs sit at fixed offsets from one pointer.
-//
-// Per (input row, output row) pair the work is always the same sequence: the block scales
-// d * dx, the zero-point term sum(m * sum(x)) (8 blocks at a time, then one by one), then one
-// fused multiply-add per block in block order. The microkernel shape (X, R) only decides how
-// many pairs share a weight unpack or an input load. (Tried: the setup above with the R rows'
-// d and m converted once and each accumulator started from its zero-point lanes; the
-// layer's matmuls got 12-15 % slower, not faster, and the reason was not found.)
-template <int X, int R, int64_t SC>
-inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, int64_t row_bytes,
-                    int64_t nb, const int16_t* y, const float* xd, const float* xs, float* sc,
-                    float* out, int64_t out_stride, bool accumulate) {
-  // The pairs' block scales, SC floats apart (a constant: one pointer reaches them all).
-  const int64_t stride = SC > 0 ? SC : nb;
-  float mterm[X][R];
-  for (int i = 0; i < X; ++i) {
-    for (int r = 0; r < R; ++r) {
-      const uint16_t* d = dw + r * nb;
-      const uint16_t* mm = mw + r * nb;
-      const float* dx = xd + i * nb;
-      const float* sx = xs + i * nb;
-      float* s = sc + (i * R + r) * stride;
-      __m256 mv = _mm256_setzero_ps();
-      int64_t b = 0;
-      for (; b + 8 <= nb; b += 8) {
-        const __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + b)));
-        _mm256_storeu_ps(s + b, _mm256_mul_ps(dv, _mm256_loadu_ps(dx + b)));
-        const __m256 m8 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(mm + b)));
-        mv = _mm256_fmadd_ps(m8, _mm256_loadu_ps(sx + b), mv);
-      }
-      float mt = hsum(mv);
-      for (; b < nb; ++b) {
-        s[b] = _cvtsh_ss(d[b]) * dx[b];
-        mt += _cvtsh_ss(mm[b]) * sx[b];
-      }
-      mterm[i][r] = mt;
-    }
-  }
+// d and minimum m make w = q * d + m (q4_setup). The X input rows come interleaved by block (y:
+// block b of row i at (b * X + i) * 32, see row_group), so each block's inputs sit at fixed
+// offsets from one pointer, and so do the block scales (sc, from q4_setup, offset to the first
+// of the R rows within the tile). Per (input row, output row) pair the work is always the same:
+// one fused multiply-add per block in block order, then the zero-point term. The microkernel
+// shape (X, R) only decides how many pairs share a weight unpack or an input load.
+template <int X, int R>
+inline void q4_tile(const uint8_t* qs, int64_t row_bytes, int64_t nb, const int16_t* y,
+                    const float* sc, const float* mt, float* out, int64_t out_stride,
+                    bool accumulate) {
   __m256 acc[X][R];
   for (int i = 0; i < X; ++i) {
     for (int r = 0; r < R; ++r) acc[i][r] = _mm256_setzero_ps();
@@ -219,7 +216,7 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
       hi[r] = _mm256_srli_epi16(both, 4);
     }
     const int16_t* yb = y + b * X * QK;
-    const float* s = sc + b;
+    const float* s = sc + b * X * TILE;
     for (int i = 0; i < X; ++i) {
       const __m256i y0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + i * QK));
       const __m256i y1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb + i * QK + 16));
@@ -230,14 +227,14 @@ inline void q4_tile(const uint8_t* qs, const uint16_t* dw, const uint16_t* mw, i
         const __m256i p =
             _mm256_add_epi32(_mm256_madd_epi16(lo[r], y0), _mm256_madd_epi16(hi[r], y1));
 #endif
-        acc[i][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + (i * R + r) * stride), _mm256_cvtepi32_ps(p),
+        acc[i][r] = _mm256_fmadd_ps(_mm256_broadcast_ss(s + i * TILE + r), _mm256_cvtepi32_ps(p),
                                     acc[i][r]);
       }
     }
   }
   for (int i = 0; i < X; ++i) {
     for (int r = 0; r < R; ++r) {
-      const float y_ir = hsum(acc[i][r]) + mterm[i][r];
+      const float y_ir = hsum(acc[i][r]) + mt[i * TILE + r];
       float& o = out[i * out_stride + r];
       o = accumulate ? o + y_ir : y_ir;  // the residual add x + y, in place
     }
@@ -549,7 +546,7 @@ struct LowRank {
   }
 };
 
-// One matrix of 4-bit weights: qs [n, k/2] (uint8), d and m [n, k/32] (half; see q4_tile).
+// One matrix of 4-bit weights: qs [n, k/2] (uint8), d and m [n/8, k/32, 8] (half; q4_setup).
 struct Q4Weights {
   const uint8_t* qs;
   const uint16_t* d;
@@ -559,11 +556,13 @@ struct Q4Weights {
 
 Q4Weights q4_weights(const at::Tensor& qs, const at::Tensor& dw, const at::Tensor& mw) {
   const int64_t n = qs.size(0), k = qs.size(1) * 2, nb = k / QK;
+  const int64_t padded = (n + SCALE_ROWS - 1) / SCALE_ROWS * SCALE_ROWS;
   TORCH_CHECK(qs.scalar_type() == at::kByte && qs.is_contiguous() && qs.dim() == 2 && k % QK == 0,
               "q4 weights must be uint8 [out, in/2]");
-  TORCH_CHECK(dw.scalar_type() == at::kHalf && dw.is_contiguous() && dw.numel() == n * nb &&
-                  mw.scalar_type() == at::kHalf && mw.is_contiguous() && mw.numel() == n * nb,
-              "q4 scales and minimums must be half [out, in/32]");
+  TORCH_CHECK(dw.scalar_type() == at::kHalf && dw.is_contiguous() && dw.numel() == padded * nb &&
+                  mw.scalar_type() == at::kHalf && mw.is_contiguous() &&
+                  mw.numel() == padded * nb,
+              "q4 scales and minimums must be half [out/8, in/32, 8] (out padded to 8 rows)");
   return {qs.data_ptr<uint8_t>(), reinterpret_cast<const uint16_t*>(dw.data_ptr<at::Half>()),
           reinterpret_cast<const uint16_t*>(mw.data_ptr<at::Half>()), n, k};
 }
@@ -592,7 +591,8 @@ void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm,
   float* op = out;
   const int64_t rb = k / 2;
   at::parallel_for(0, (n + TILE - 1) / TILE, 1, [&](int64_t t0, int64_t t1) {
-    float* s = scratch<float>(BLOCK_SCALES, PREFILL_ROWS * 4 * std::max(nb, SCALE_STRIDE));
+    float* s = scratch<float>(BLOCK_SCALES, nb * PREFILL_ROWS * TILE);
+    float mt[PREFILL_ROWS * TILE];
     std::vector<float> z_task;
     const float* z = z_shared.data();
     if (low_rank.active() && z_per_task) {
@@ -600,27 +600,26 @@ void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm,
       low_rank.fill(xf, k, 0, m, t0 * TILE, std::min(n, t1 * TILE), z_task.data());
       z = z_task.data();
     }
-    // X input rows (starting at i) against output rows r0..r1: RW at a time (4; PREFILL_OUT for
-    // a group of PREFILL_ROWS), then one by one. Their weight bytes are requested first.
+    // X input rows (starting at i) against output rows r0..r1 (one tile): the set-up, then RW
+    // output rows at a time (4; PREFILL_OUT for a group of PREFILL_ROWS), then one by one.
+    // Their weight bytes are requested first.
     auto rows = [&](auto x_rows, int64_t i, int64_t r0, int64_t r1) {
       constexpr int X = decltype(x_rows)::value;
       constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : X >= 3 ? 2 : 4;
       const int64_t xo = i * k, bo = i * nb;
+      const int64_t scale_bytes = (r1 - r0 + SCALE_ROWS - 1) / SCALE_ROWS * SCALE_ROWS * nb * 2;
+      prefetch_bytes(dp + r0 * nb, scale_bytes);
+      prefetch_bytes(mp + r0 * nb, scale_bytes);
+      prefetch_bytes(qp + r0 * rb, std::min<int64_t>(RW, r1 - r0) * rb);
+      q4_setup<X>(dp, mp, r0, r1 - r0, nb, xd + bo, xs + bo, s, mt);
       int64_t r = r0;
       auto tile = [&](auto out_rows, int64_t r) {
         constexpr int R = decltype(out_rows)::value;
-        if (nb <= SCALE_STRIDE) {
-          q4_tile<X, R, SCALE_STRIDE>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo,
-                                      xd + bo, xs + bo, s, op + i * n + r, n, accumulate);
-        } else {
-          q4_tile<X, R, 0>(qp + r * rb, dp + r * nb, mp + r * nb, rb, nb, xq + xo, xd + bo,
-                           xs + bo, s, op + i * n + r, n, accumulate);
-        }
+        q4_tile<X, R>(qp + r * rb, rb, nb, xq + xo, s + (r - r0), mt + (r - r0),
+                      op + i * n + r, n, accumulate);
       };
       for (; r + RW <= r1; r += RW) {
         prefetch_bytes(qp + r * rb, RW * rb);
-        prefetch_bytes(dp + r * nb, RW * nb * 2);
-        prefetch_bytes(mp + r * nb, RW * nb * 2);
         tile(std::integral_constant<int, RW>{}, r);
       }
       for (; r < r1; ++r) tile(std::integral_constant<int, 1>{}, r);
@@ -640,7 +639,7 @@ void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm,
   });
 }
 
-// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m [n, k/32] (half),
+// y[m, n] = x[m, k] @ W.T for 4-bit W given as qs [n, k/2] (uint8), d and m (half, see Q4Weights),
 // plus a low-rank update (LowRank) when lora_a, lora_b and lora_ends are given. With `glu`, x
 // is the gate/up output [m, 2k] and the input is silu(gate) * up (see swiglu).
 at::Tensor q4_linear(const at::Tensor& x_in, const at::Tensor& qs, const at::Tensor& dw,

@@ -31,7 +31,8 @@ from wren.model.fast_decode import LeanModel
 
 log = logging.getLogger(__name__)
 
-PACK_VERSION = "1"
+# 2: block scales and minimums stored 8 output rows a vector (fast_decode.scale_rows).
+PACK_VERSION = "2"
 
 
 def packed_file(model_key: str) -> Path:
