@@ -93,8 +93,7 @@ class Q4Linear(Linear):
 
     With Wren's AVX2 kernels (`kernels.py`, built by setup): nibbles in GGUF order plus half
     scales/minimums, 8 output rows a vector (`scale_rows`), activations quantized to int16 per
-    32 inputs. Without them: torch's
-    `_weight_int4pack_mm_for_cpu` with bf16 activations.
+    32 inputs. Without them: torch's `_weight_int4pack_mm_for_cpu` with bf16 activations.
     """
 
     def __init__(

@@ -199,9 +199,11 @@ class TransformersBackend:
                 self.lean = LeanModel.build(self.model, low_rank=loaded.low_rank)
             cacheable = loaded.source.kind == "gguf" and not loaded.adapter and not loaded.quantized
             if self.lean is not None and cacheable:
-                target = packed.packed_file(converted_dir(loaded.source).name)
-                if not target.is_file():  # written once; a damaged one was deleted on load
-                    packed.save(self.lean, target)
+                model_key = converted_dir(loaded.source).name
+                target = packed.packed_file(model_key)
+                # Written once (a damaged one was deleted on load); then older layouts go.
+                if not target.is_file() and packed.save(self.lean, target):
+                    packed.remove_stale(target, model_key)
         if self.lean is None and loaded.low_rank:
             # The transformers forward serves: the update goes into its weights, once.
             from wren.model.tune.adapters import merge_low_rank

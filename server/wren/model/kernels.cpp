@@ -44,7 +44,8 @@ constexpr int PREFILL_ROWS = 8;
 constexpr int PREFILL_OUT = 2;
 // The 4-bit weights' block scales and minimums are stored for 8 output rows together ([n/8,
 // k/32, 8], rows padded to a multiple of 8), so one vector holds a block's scales for 8 rows:
-// the per-(input row, output row) set-up of q4_setup costs an eighth of a row-by-row layout's.
+// q4_setup works 8 output rows a vector, without a row-by-row layout's horizontal sums and
+// scalar tails for every (input row, output row) pair.
 // A layer's four matmuls, hot (scripts/bench/kernels.py, alternating builds, 2026-11-29): 1 row
 // 0.074 -> 0.069-0.072 ms, 2 rows 0.109 -> 0.098-0.099, 4 rows 0.187-0.192 -> 0.158-0.166,
 // 8 rows 0.337-0.342 -> 0.308-0.317, 64 rows 89-91 -> 97-101 GMAC/s.
@@ -610,6 +611,7 @@ void q4_matmul(const float* x, int64_t m, const Q4Weights& w, const float* norm,
       constexpr int X = decltype(x_rows)::value;
       constexpr int RW = X >= PREFILL_ROWS ? PREFILL_OUT : X >= 3 ? 2 : 4;
       const int64_t xo = i * k, bo = i * nb;
+      // The tile's scales, and its first rows so their loads overlap the set-up.
       const int64_t scale_bytes = (r1 - r0 + SCALE_ROWS - 1) / SCALE_ROWS * SCALE_ROWS * nb * 2;
       prefetch_bytes(dp + r0 * nb, scale_bytes);
       prefetch_bytes(mp + r0 * nb, scale_bytes);

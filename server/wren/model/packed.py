@@ -5,7 +5,8 @@ transformers and packs them again for the 4-bit kernels: ~5 s of a cold start on
 and ~0.5 GB of fp32 weights kept in memory beside the packed ones. After that first start the
 packed tensors are saved here (one safetensors file per model, kernel layout and torch
 version), and `load_model(..., lean_only=True)` builds the decoder from them without loading
-the transformers model at all. A damaged or stale file is deleted and rebuilt from the model.
+the transformers model at all. A damaged file is deleted and rebuilt from the model; once a new
+file is saved, the same model's files of other layouts are deleted (`remove_stale`).
 A model served with a `wren tune` adapter is never cached (its weights are not the file's).
 
 The tensors stay memory-mapped from the file (safetensors maps it; nothing is copied), so only
@@ -35,14 +36,31 @@ log = logging.getLogger(__name__)
 PACK_VERSION = "2"
 
 
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(list(parts)).encode()).hexdigest()[:12]
+
+
 def packed_file(model_key: str) -> Path:
-    """Where the packed weights of the model `model_key` (its converted folder's name) go."""
-    key = hashlib.sha256(
-        json.dumps(
-            [model_key, PACK_VERSION, kernels.available(), torch.__version__], sort_keys=True
-        ).encode()
+    """Where the packed weights of the model `model_key` (its converted folder's name) go: one
+    file per model and layout (this version, the kernels' availability, torch's version)."""
+    layout = _digest(PACK_VERSION, kernels.available(), torch.__version__)
+    return cache_root() / "packed" / f"{_digest(model_key)}-{layout}.safetensors"
+
+
+def remove_stale(current: Path, model_key: str) -> None:
+    """Delete the model's packed files of other layouts once `current` is written: an upgrade
+    would otherwise leave ~200 MB behind each time. Version 1 named its files differently."""
+    folder = current.parent
+    stale = [p for p in folder.glob(f"{_digest(model_key)}-*.safetensors") if p != current]
+    version_1 = hashlib.sha256(
+        json.dumps([model_key, "1", kernels.available(), torch.__version__]).encode()
     ).hexdigest()[:24]
-    return cache_root() / "packed" / f"{key}.safetensors"
+    stale.append(folder / f"{version_1}.safetensors")
+    for path in stale:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as err:
+            log.warning("could not delete the stale packed model %s: %s", path, err)
 
 
 def save(lean: LeanModel, path: Path) -> bool:
