@@ -21,19 +21,22 @@ SOURCE = Path(__file__).with_name("core_to_core.c")
 
 
 def round_trip_ns() -> float | None:
-    """The round trip in ns, or None without a C compiler or a second CPU."""
+    """The round trip in ns, or None without a C compiler, a second CPU or a working build."""
     cpus = sorted(os.sched_getaffinity(0))
     cc = shutil.which("cc") or shutil.which("gcc")
     if len(cpus) < 2 or cc is None:
         return None
     digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
     exe = Path(tempfile.gettempdir()) / f"wren-core-to-core-{digest}"
-    if not exe.exists():
-        subprocess.run([cc, "-O2", "-pthread", str(SOURCE), "-o", str(exe)], check=True)
-    out = subprocess.run(
-        [str(exe), str(cpus[0]), str(cpus[1])], check=True, capture_output=True, text=True
-    )
-    return float(out.stdout)
+    try:
+        if not exe.exists():
+            subprocess.run([cc, "-O2", "-pthread", str(SOURCE), "-o", str(exe)], check=True)
+        out = subprocess.run(
+            [str(exe), str(cpus[0]), str(cpus[1])], check=True, capture_output=True, text=True
+        )
+        return float(out.stdout)
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return None
 
 
 if __name__ == "__main__":
