@@ -4,8 +4,8 @@
  *     cc -O2 -pthread core_to_core.c -o core_to_core && ./core_to_core [cpuA cpuB]
  *
  * scripts/bench_latency.py prints it beside each memory-bandwidth probe. On this project's
- * 2-vCPU VMs the two vCPUs sometimes share an L3 (round trip ~60-90 ns; two threads stream
- * ~33 GB/s) and sometimes sit on separate ones (~330-380 ns; 44-64 GB/s), and the hypervisor
+ * 2-vCPU VMs the two vCPUs sometimes share an L3 (round trip ~55-120 ns; two threads stream
+ * 26-37 GB/s) and sometimes sit on separate ones (~320-380 ns; 38-64 GB/s), and the hypervisor
  * moves them without notice, so the "bound" a probe reads depends on where they sat.
  */
 #define _GNU_SOURCE

@@ -1,9 +1,10 @@
 """Where this machine's two CPUs sit relative to each other, for the bandwidth bound.
 
 `round_trip_ns()` builds and runs core_to_core.c: the time one cache line takes to go from
-the first CPU this process may use to the second and back. About 60-90 ns means they share an
-L3 cache; a few hundred means separate ones, where two threads can pull about twice the memory
-bandwidth (this project's VMs move between the two without notice; BENCHMARKS.md, round 11).
+the first CPU this process may use to the second and back. About 55-120 ns means they share
+an L3 cache; a few hundred means separate ones, where two threads can pull up to about twice
+the memory bandwidth (this project's VMs move between the two without notice; BENCHMARKS.md,
+round 11).
 scripts/bench_latency.py prints it beside each bandwidth probe so every "bound" says which
 placement it was read in.
 """
